@@ -1,0 +1,125 @@
+package backend
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a tier's configuration: option names to values, as they come from
+// flags or a YAML file ("capacity": "4GiB", "dir": "/var/lib/distore").
+type Config map[string]string
+
+// Check returns an error naming the first option not among known, so a typo in
+// a config is reported rather than ignored.
+func (c Config) Check(tier string, known ...string) error {
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if !slices.Contains(known, k) {
+			return fmt.Errorf("%w: %s: unknown option %q (known: %s)", ErrInvalidArgument, tier, k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// String returns the option's value, or def when it is not set.
+func (c Config) String(key, def string) string {
+	if v, ok := c[key]; ok {
+		return v
+	}
+	return def
+}
+
+// Bytes returns the option as a byte count ("4GiB", "512MB", "1048576"), or def.
+func (c Config) Bytes(key string, def int64) (int64, error) {
+	v, ok := c[key]
+	if !ok {
+		return def, nil
+	}
+	n, err := ParseBytes(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: option %s: %v", ErrInvalidArgument, key, err)
+	}
+	return n, nil
+}
+
+// Int returns the option as an integer, or def.
+func (c Config) Int(key string, def int) (int, error) {
+	v, ok := c[key]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%w: option %s: %q is not an integer", ErrInvalidArgument, key, v)
+	}
+	return n, nil
+}
+
+// Float returns the option as a number, or def.
+func (c Config) Float(key string, def float64) (float64, error) {
+	v, ok := c[key]
+	if !ok {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: option %s: %q is not a number", ErrInvalidArgument, key, v)
+	}
+	return f, nil
+}
+
+// Bool returns the option as a boolean ("true", "false", "1", "0"), or def.
+func (c Config) Bool(key string, def bool) (bool, error) {
+	v, ok := c[key]
+	if !ok {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return false, fmt.Errorf("%w: option %s: %q is not true or false", ErrInvalidArgument, key, v)
+	}
+	return b, nil
+}
+
+// Duration returns the option as a duration ("5s", "100ms"), or def.
+func (c Config) Duration(key string, def time.Duration) (time.Duration, error) {
+	v, ok := c[key]
+	if !ok {
+		return def, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return 0, fmt.Errorf("%w: option %s: %q is not a duration", ErrInvalidArgument, key, v)
+	}
+	return d, nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+}
+
+// ParseBytes parses a byte count: a plain integer, or a number with a unit
+// (B, KB/MB/GB/TB in powers of 1000, KiB/MiB/GiB/TiB or K/M/G/T in powers of 1024).
+func ParseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("%q is not a byte count (e.g. 1048576, 512MiB, 4GB)", s)
+	}
+	return int64(f * float64(mult)), nil
+}
