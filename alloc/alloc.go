@@ -3,12 +3,15 @@
 // buffer) and hands out offsets into it.
 //
 // It is a two-level segregated-fit allocator (TLSF): free blocks sit in size
-// classes indexed by two bitmaps, so Alloc and Free cost O(1) — a few bit scans
-// and one map operation — whatever the number of blocks. Free coalesces a block
-// with its free neighbours at once, so the free space is always made of maximal
-// holes. A request is served from the smallest size class that guarantees a fit
-// ("good fit"); if that finds nothing, the request's own size class is searched
-// too, so Alloc fails only when no single hole is large enough.
+// classes (32 per power of two) indexed by two bitmaps, so Alloc and Free cost
+// O(1) — a few bit scans, and one map operation to find a block by its offset
+// (none with AllocBlock and FreeBlock) — whatever the number of blocks. Free coalesces a block with its free neighbours at once, so the free
+// space is always made of maximal holes. A request is served from the smallest
+// size class that guarantees a fit ("good fit"; the rest of the hole stays free);
+// only if no such class has a block is the request's own class scanned for a
+// block that fits, so Alloc fails only when no single hole is large enough.
+//
+// The arena's own bookkeeping is on the Go heap: about 60 bytes per block.
 //
 // An Arena is not safe for concurrent use: callers hold their own lock.
 package alloc
@@ -32,8 +35,24 @@ type block struct {
 	off, size          int64 // in bytes; both multiples of the arena's alignment
 	prevNb, nextNb     int32
 	prevFree, nextFree int32
+	gen                uint32 // bumped when the entry is allocated, to spot stale Blocks
 	free               bool
 }
+
+// Block is an allocation made by AllocBlock or AllocBlockAt, to be given back
+// with FreeBlock. It saves Free's offset lookup (a map operation) for callers
+// that keep it anyway.
+type Block struct {
+	off, size int64
+	idx       int32
+	gen       uint32
+}
+
+// Off returns the block's offset.
+func (b Block) Off() int64 { return b.off }
+
+// Size returns the block's size: the size asked, rounded up to the alignment.
+func (b Block) Size() int64 { return b.size }
 
 // Arena sub-allocates [0, capacity). The zero value is not usable; call New.
 // An Arena is not safe for concurrent use: the caller serializes calls (the
@@ -45,7 +64,8 @@ type Arena struct {
 
 	blocks []block
 	spare  []int32         // indices of unused entries in blocks
-	byOff  map[int64]int32 // used blocks by offset, for Free(off, size)
+	byOff  map[int64]int32 // blocks from Alloc by offset, for Free(off, size)
+	live   int             // live allocations
 	tail   int32           // the block that ends at capacity
 	flMap  uint64
 	slMap  [flCount]uint32
@@ -97,7 +117,7 @@ func (a *Arena) Used() int64 { return a.used }
 func (a *Arena) FreeBytes() int64 { return a.capacity - a.used }
 
 // Allocations returns the number of live allocations.
-func (a *Arena) Allocations() int { return len(a.byOff) }
+func (a *Arena) Allocations() int { return a.live }
 
 // RoundUp returns the bytes an allocation of size takes: size rounded up to the
 // alignment, and at least one alignment unit.
@@ -127,16 +147,26 @@ func (a *Arena) LargestFree() int64 {
 // and returns the offset. ok is false when no single hole can hold it — see
 // FreeBytes and LargestFree to tell "full" from "fragmented".
 func (a *Arena) Alloc(size int64) (off int64, ok bool) {
+	b, ok := a.AllocBlock(size)
+	if ok {
+		a.byOff[b.off] = b.idx
+	}
+	return b.off, ok
+}
+
+// AllocBlock is Alloc returning a Block, which must be freed with FreeBlock
+// (not Free).
+func (a *Arena) AllocBlock(size int64) (Block, bool) {
 	if size < 0 || size > a.capacity {
-		return 0, false
+		return Block{}, false
 	}
 	size = a.RoundUp(size)
 	if size > a.capacity {
-		return 0, false
+		return Block{}, false
 	}
 	i := a.find(size)
 	if i == none {
-		return 0, false
+		return Block{}, false
 	}
 	a.removeFree(i)
 	b := &a.blocks[i]
@@ -155,10 +185,17 @@ func (a *Arena) Alloc(size int64) (off int64, ok bool) {
 		b.nextNb = r
 		a.insertFree(r)
 	}
+	return a.take(i), true
+}
+
+// take marks block i allocated and returns its handle.
+func (a *Arena) take(i int32) Block {
+	b := &a.blocks[i]
 	b.free = false
-	a.used += size
-	a.byOff[b.off] = i
-	return b.off, true
+	b.gen++
+	a.used += b.size
+	a.live++
+	return Block{off: b.off, size: b.size, idx: i, gen: b.gen}
 }
 
 // AllocAt allocates exactly [off, off+size) (size rounded up to the alignment)
@@ -166,12 +203,21 @@ func (a *Arena) Alloc(size int64) (off int64, ok bool) {
 // reports false if off is misaligned or any part of the range is taken. It is
 // O(1) when calls come in increasing offset order, O(blocks) otherwise.
 func (a *Arena) AllocAt(off, size int64) bool {
+	b, ok := a.AllocBlockAt(off, size)
+	if ok {
+		a.byOff[off] = b.idx
+	}
+	return ok
+}
+
+// AllocBlockAt is AllocAt returning a Block, which must be freed with FreeBlock.
+func (a *Arena) AllocBlockAt(off, size int64) (Block, bool) {
 	if size < 0 || off < 0 || off&(a.align-1) != 0 || off >= a.capacity {
-		return false
+		return Block{}, false
 	}
 	size = a.RoundUp(size)
 	if size > a.capacity-off {
-		return false
+		return Block{}, false
 	}
 	// Walk back from the last block to the one holding off.
 	i := a.tail
@@ -179,11 +225,11 @@ func (a *Arena) AllocAt(off, size int64) bool {
 		i = a.blocks[i].prevNb
 	}
 	if i == none {
-		return false
+		return Block{}, false
 	}
 	b := a.blocks[i]
 	if !b.free || off+size > b.off+b.size {
-		return false
+		return Block{}, false
 	}
 	a.removeFree(i)
 	if lead := off - b.off; lead > 0 {
@@ -211,10 +257,7 @@ func (a *Arena) AllocAt(off, size int64) bool {
 		bb.nextNb, bb.size = r, size
 		a.insertFree(r)
 	}
-	bb.free = false
-	a.used += size
-	a.byOff[off] = i
-	return true
+	return a.take(i), true
 }
 
 // Free returns the allocation at off, of size bytes as passed to Alloc, and
@@ -230,7 +273,31 @@ func (a *Arena) Free(off, size int64) {
 		panic(fmt.Sprintf("alloc: Free(%d, %d): allocation at offset %d has size %d, not %d", off, size, off, b.size, rs))
 	}
 	delete(a.byOff, off)
+	a.release(i)
+}
+
+// FreeBlock gives back a Block from AllocBlock or AllocBlockAt, and merges it
+// with free neighbours. Freeing a Block twice, or one from another arena, is
+// a programming error: it panics.
+func (a *Arena) FreeBlock(blk Block) {
+	if blk.idx < 0 || int(blk.idx) >= len(a.blocks) {
+		panic(fmt.Sprintf("alloc: FreeBlock(%d, %d): not a block of this arena", blk.off, blk.size))
+	}
+	b := &a.blocks[blk.idx]
+	if b.free || b.gen != blk.gen || b.off != blk.off || b.size != blk.size {
+		panic(fmt.Sprintf("alloc: FreeBlock(%d, %d): block already freed (double free?)", blk.off, blk.size))
+	}
+	if i, ok := a.byOff[blk.off]; ok && i == blk.idx {
+		panic(fmt.Sprintf("alloc: FreeBlock(%d, %d): block was allocated by Alloc; free it with Free", blk.off, blk.size))
+	}
+	a.release(blk.idx)
+}
+
+// release frees allocated block i and coalesces it.
+func (a *Arena) release(i int32) {
+	b := &a.blocks[i]
 	a.used -= b.size
+	a.live--
 	b.free = true
 	// Merge with the right neighbour, then the left one.
 	if n := b.nextNb; n != none && a.blocks[n].free {
@@ -271,7 +338,9 @@ func (a *Arena) newBlock(off, size int64) int32 {
 		i = int32(len(a.blocks))
 		a.blocks = append(a.blocks, block{})
 	}
-	a.blocks[i] = block{off: off, size: size, prevNb: none, nextNb: none, prevFree: none, nextFree: none, free: true}
+	// Keep the generation, so a stale Block of an earlier use still fails.
+	a.blocks[i] = block{off: off, size: size, prevNb: none, nextNb: none, prevFree: none, nextFree: none,
+		gen: a.blocks[i].gen, free: true}
 	return i
 }
 

@@ -262,6 +262,7 @@ func TestRandomAgainstModel(t *testing.T) {
 		a := New(capacity, align)
 		m := &model{capacity: a.Capacity(), live: map[int64]int64{}}
 		var order []int64
+		blocks := map[int64]Block{}
 		for step := range 4000 {
 			if r.IntN(100) < 55 || len(order) == 0 {
 				var size int64
@@ -278,7 +279,22 @@ func TestRandomAgainstModel(t *testing.T) {
 				for _, h := range m.holes() {
 					largest = max(largest, h)
 				}
-				off, ok := a.Alloc(size)
+				var off int64
+				var ok bool
+				useBlock := r.IntN(2) == 0
+				if useBlock {
+					var blk Block
+					blk, ok = a.AllocBlock(size)
+					off = blk.Off()
+					if ok {
+						blocks[off] = blk
+						if blk.Size() != rs {
+							t.Fatalf("seed %d step %d: block size %d, want %d", seed, step, blk.Size(), rs)
+						}
+					}
+				} else {
+					off, ok = a.Alloc(size)
+				}
 				if ok != (rs <= largest) {
 					t.Fatalf("seed %d step %d: Alloc(%d) ok=%v but model largest hole %d", seed, step, size, ok, largest)
 				}
@@ -295,7 +311,12 @@ func TestRandomAgainstModel(t *testing.T) {
 				off := order[k]
 				order[k] = order[len(order)-1]
 				order = order[:len(order)-1]
-				a.Free(off, m.live[off])
+				if blk, ok := blocks[off]; ok {
+					a.FreeBlock(blk)
+					delete(blocks, off)
+				} else {
+					a.Free(off, m.live[off])
+				}
 				delete(m.live, off)
 			}
 			var used, largest int64
@@ -310,12 +331,16 @@ func TestRandomAgainstModel(t *testing.T) {
 				t.Fatalf("seed %d step %d: used %d/%d largest %d/%d", seed, step, a.Used(), used, a.LargestFree(), largest)
 			}
 			// Coalescing: the arena has exactly one free block per model hole.
-			if nfree := len(a.blocks) - len(a.spare) - len(a.byOff); nfree != len(hs) {
+			if nfree := len(a.blocks) - len(a.spare) - a.Allocations(); nfree != len(hs) || a.Allocations() != len(m.live) {
 				t.Fatalf("seed %d step %d: %d free blocks, model has %d holes (not coalesced)", seed, step, nfree, len(hs))
 			}
 		}
 		for _, off := range order {
-			a.Free(off, m.live[off])
+			if blk, ok := blocks[off]; ok {
+				a.FreeBlock(blk)
+			} else {
+				a.Free(off, m.live[off])
+			}
 		}
 		if a.Used() != 0 || a.LargestFree() != a.Capacity() {
 			t.Fatalf("seed %d: after freeing all: used %d largest %d", seed, a.Used(), a.LargestFree())
@@ -384,4 +409,74 @@ func ExampleArena() {
 	// Output:
 	// 0 12288 16384
 	// 0 12288 1032192
+}
+
+func TestBlockMisusePanics(t *testing.T) {
+	cases := map[string]func(a *Arena){
+		"double FreeBlock": func(a *Arena) {
+			b, _ := a.AllocBlock(64)
+			a.FreeBlock(b)
+			a.FreeBlock(b)
+		},
+		"stale Block after reuse": func(a *Arena) {
+			b, _ := a.AllocBlock(64)
+			a.FreeBlock(b)
+			if c, _ := a.AllocBlock(64); c.Off() != b.Off() {
+				t.Fatalf("space not reused: %d then %d", b.Off(), c.Off())
+			}
+			a.FreeBlock(b)
+		},
+		"FreeBlock of Alloc": func(a *Arena) {
+			off, _ := a.Alloc(64)
+			a.FreeBlock(Block{off: off, size: 64, idx: a.byOff[off], gen: a.blocks[a.byOff[off]].gen})
+		},
+		"Free of AllocBlock": func(a *Arena) {
+			b, _ := a.AllocBlock(64)
+			a.Free(b.Off(), 64)
+		},
+		"foreign Block": func(a *Arena) {
+			a.FreeBlock(Block{idx: 1000})
+		},
+	}
+	for name, f := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := New(1024, 64)
+			a.Alloc(64) // something before, so blocks are split
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "alloc: Free") {
+					t.Fatalf("recover() = %v, want an alloc panic", r)
+				}
+			}()
+			f(a)
+		})
+	}
+}
+
+func TestAllocBlockAt(t *testing.T) {
+	a := New(1000, 1)
+	b, ok := a.AllocBlockAt(100, 50)
+	if !ok || b.Off() != 100 || b.Size() != 50 || a.Used() != 50 {
+		t.Fatalf("AllocBlockAt = %+v, %v", b, ok)
+	}
+	if _, ok := a.AllocBlockAt(120, 10); ok {
+		t.Fatal("overlapping AllocBlockAt succeeded")
+	}
+	a.FreeBlock(b)
+	if a.Used() != 0 || a.LargestFree() != 1000 {
+		t.Fatalf("used %d largest %d", a.Used(), a.LargestFree())
+	}
+}
+
+func BenchmarkAllocFreeBlock4K(b *testing.B) {
+	a := New(4<<30, 64)
+	for range 100000 {
+		a.AllocBlock(4096)
+	}
+	for b.Loop() {
+		blk, ok := a.AllocBlock(4096)
+		if !ok {
+			b.Fatal("full")
+		}
+		a.FreeBlock(blk)
+	}
 }

@@ -1,0 +1,63 @@
+package shmem
+
+import (
+	"io"
+	"sync/atomic"
+	"time"
+
+	"distore/backend"
+	"distore/levels"
+)
+
+// object is what Get returns: the object's bytes in the mapping and a
+// reference that keeps them there until Close. It is leaner than
+// backend.NewBytesObject (one small allocation, Info built on demand) because
+// Get is the hot path of the memory tier.
+type object struct {
+	s        *Store
+	e        *entry // immutable fields only, but for pins (snapshot below)
+	m        *mapping
+	data     []byte
+	pins     int
+	accessed int64
+	closed   atomic.Bool
+}
+
+// Info is the object's metadata at the time of Get.
+func (o *object) Info() backend.ObjectInfo {
+	e := o.e
+	return backend.ObjectInfo{ID: e.id, Size: e.size, Level: levels.Memory, Tier: Name,
+		Importance: e.importance, Pins: o.pins, Created: time.Unix(0, e.created),
+		Accessed: time.Unix(0, o.accessed), Checksum: e.checksum}
+}
+
+// Bytes returns the object's bytes, aliasing the shared mapping: do not write
+// to them, nor use them after Close.
+func (o *object) Bytes() []byte { return o.data }
+
+// ReadAt copies from the object's bytes at off, as io.ReaderAt.
+func (o *object) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, backend.Errorf("read", Name, o.e.id, backend.ErrInvalidArgument, "negative offset %d", off)
+	}
+	if o.closed.Load() {
+		return 0, backend.Errorf("read", Name, o.e.id, backend.ErrClosed, "object closed")
+	}
+	if off >= int64(len(o.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, o.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close releases the object; its space is freed if it was deleted meanwhile.
+// A second Close does nothing.
+func (o *object) Close() error {
+	if o.closed.CompareAndSwap(false, true) {
+		o.s.closeRef(o.e, o.m)
+	}
+	return nil
+}
