@@ -55,9 +55,12 @@ func openMapping(path string, size int64) (m *mapping, existing bool, err error)
 	}
 	if fileSize > 0 {
 		existing, size = true, fileSize
-	} else if err := unix.Ftruncate(fd, size); err != nil {
+	} else if err := sizeFile(fd, path, size); err != nil {
 		unix.Close(fd)
-		return nil, false, fmt.Errorf("size the mapping to %d bytes: %w", size, err)
+		if path != "" {
+			_ = unix.Unlink(path) // ours: it was empty, and we hold its lock
+		}
+		return nil, false, err
 	}
 	if size > int64(^uint(0)>>1) {
 		unix.Close(fd)
@@ -135,4 +138,23 @@ func (m *mapping) closeFile(keep bool) error {
 		m.fd = -1
 	}
 	return err
+}
+
+// sizeFile gives a new mapping its size. A file is allocated, not only
+// truncated, so that a filesystem without room (a small /dev/shm) fails here
+// with ENOSPC instead of with SIGBUS on a later write into the mapping.
+func sizeFile(fd int, path string, size int64) error {
+	if path != "" && size > 0 {
+		err := unix.Fallocate(fd, 0, 0, size)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("allocate %d bytes for %s: %w", size, path, err)
+		}
+	}
+	if err := unix.Ftruncate(fd, size); err != nil {
+		return fmt.Errorf("size the mapping to %d bytes: %w", size, err)
+	}
+	return nil
 }

@@ -1,0 +1,251 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// fastTransport is a lean HTTP/1.1 RoundTripper for plain-http servers: each
+// round trip runs in the caller's goroutine on a pooled keep-alive
+// connection (net/http's Transport hands every request to two goroutines per
+// connection, which costs as much as the request itself for small objects on
+// loopback). Requests it does not handle — https, Expect: 100-continue,
+// bodies of unknown length — go to the fallback Transport.
+type fastTransport struct {
+	fallback *http.Transport
+	dialer   net.Dialer
+	maxIdle  int           // idle connections kept per host
+	idleMax  time.Duration // idle connections older than this are closed
+
+	mu   sync.Mutex
+	idle map[string][]*fconn
+}
+
+type fconn struct {
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+// staleAfter: a connection idle longer than this is probed before a
+// non-idempotent request is sent on it (the server may have closed it).
+const staleAfter = time.Second
+
+// asyncBody is the body size above which the request is written in a
+// goroutine while the response is read, so that a server answering early
+// (an error before reading the body) is heard rather than met with a broken
+// pipe. Up to this size the server reads the whole body first.
+const asyncBody = 64 << 10
+
+func newFastTransport(fallback *http.Transport) *fastTransport {
+	return &fastTransport{
+		fallback: fallback,
+		dialer:   net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdle:  fallback.MaxIdleConnsPerHost,
+		idleMax:  fallback.IdleConnTimeout,
+		idle:     map[string][]*fconn{},
+	}
+}
+
+// CloseIdleConnections closes the pooled connections of both transports.
+func (t *fastTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	all := t.idle
+	t.idle = map[string][]*fconn{}
+	t.mu.Unlock()
+	for _, cs := range all {
+		for _, c := range cs {
+			c.nc.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" || req.Header.Get("Expect") != "" ||
+		(req.Body != nil && req.Body != http.NoBody && req.ContentLength <= 0) {
+		return t.fallback.RoundTrip(req)
+	}
+	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
+	for attempt := 0; ; attempt++ {
+		c, reused, err := t.conn(req.Context(), req.URL.Host, !idempotent)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.roundTrip(c, req)
+		if err == nil {
+			return resp, nil
+		}
+		// A reused connection the server had closed: one retry of a request
+		// that has no side effects, on a fresh connection.
+		if reused && idempotent && attempt == 0 && req.Body == nil && req.Context().Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// conn returns an idle connection to host, or dials one.
+func (t *fastTransport) conn(ctx context.Context, host string, probe bool) (*fconn, bool, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		cs := t.idle[host]
+		if len(cs) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		c := cs[len(cs)-1]
+		t.idle[host] = cs[:len(cs)-1]
+		t.mu.Unlock()
+		idle := now.Sub(c.idleSince)
+		if idle > t.idleMax || (probe && idle > staleAfter && !alive(c)) {
+			c.nc.Close()
+			continue
+		}
+		return c, true, nil
+	}
+	nc, err := t.dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, false, err
+	}
+	return &fconn{nc: nc, br: bufio.NewReaderSize(nc, 256<<10), bw: bufio.NewWriterSize(nc, 64<<10)}, false, nil
+}
+
+// alive reports whether an idle connection is still open (see peekAlive).
+func alive(c *fconn) bool {
+	if c.br.Buffered() > 0 {
+		return false // nothing should have come while idle
+	}
+	return peekAlive(c.nc)
+}
+
+// put returns a connection to the pool.
+func (t *fastTransport) put(host string, c *fconn) {
+	c.idleSince = time.Now()
+	t.mu.Lock()
+	if len(t.idle[host]) < t.maxIdle {
+		t.idle[host] = append(t.idle[host], c)
+		c = nil
+	}
+	t.mu.Unlock()
+	if c != nil {
+		c.nc.Close()
+	}
+}
+
+var longAgo = time.Unix(1, 0)
+
+func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// Cancellation breaks the connection's pending I/O; the connection is
+	// then not reused.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		c.nc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	var werr chan error
+	if req.ContentLength > asyncBody {
+		werr = make(chan error, 1)
+		go func() {
+			err := writeRequest(c.bw, req)
+			if err != nil {
+				c.nc.Close() // the server would wait for the rest of the body
+			}
+			werr <- err
+		}()
+	} else if err := writeRequest(c.bw, req); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		if werr != nil {
+			c.nc.Close() // unblocks the writer
+			if e := <-werr; e != nil {
+				err = e // the cause: the body fell short, or the write failed
+			}
+		}
+		return fail(err)
+	}
+	reusable := !resp.Close
+	if werr != nil {
+		if !reusable {
+			// The server answered early and will not read the rest of the
+			// body (it said Connection: close): stop sending it.
+			c.nc.Close()
+		}
+		// Otherwise the server reads (or discards) the whole body: wait for
+		// the writer, and keep the connection if it got it all out.
+		reusable = <-werr == nil && reusable
+	}
+	done := func(ok bool) {
+		if stop() && ok && reusable {
+			t.put(req.URL.Host, c)
+			return
+		}
+		c.nc.Close()
+	}
+	if resp.ContentLength == 0 || req.Method == http.MethodHead {
+		resp.Body.Close()
+		resp.Body = http.NoBody
+		done(true)
+		return resp, nil
+	}
+	resp.Body = &fastBody{rc: resp.Body, done: done, ctx: ctx}
+	return resp, nil
+}
+
+// writeRequest writes req (its body closed after) and flushes.
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	if err := req.Write(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// fastBody returns the connection to the pool once the body is read to its
+// end, and closes it if the body is closed early.
+type fastBody struct {
+	rc       io.ReadCloser
+	done     func(ok bool)
+	ctx      context.Context
+	finished bool
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.finished {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.finished = true
+		b.done(err == io.EOF)
+		if err != io.EOF && b.ctx.Err() != nil {
+			err = b.ctx.Err() // the deadline broke the read, say so
+		}
+	}
+	return n, err
+}
+
+// Close keeps the connection if the body was read to its end (a read of
+// nothing then reports EOF without touching the connection).
+func (b *fastBody) Close() error {
+	if !b.finished {
+		b.finished = true
+		_, err := b.rc.Read(nil)
+		b.done(err == io.EOF)
+	}
+	return nil
+}

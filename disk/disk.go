@@ -1,0 +1,744 @@
+// Package disk is distore's Disk tier: objects of any size in a Badger v4
+// database on local disk, registered as "disk".
+//
+//	import _ "distore/disk"
+//	b, err := backend.Open(ctx, "disk", backend.Config{"dir": "/var/lib/distore/disk"})
+//
+// # Layout
+//
+// An object is stored as chunks (chunk_size bytes, 1 MiB by default) under
+// keys private to one write (a random 64-bit write token), plus one manifest
+// key per object holding its size, importance, creation time, its CRC-32C and
+// each chunk's CRC-32C. The manifest is committed last, so an object is
+// visible exactly when its manifest is: a write that fails, is aborted, or is
+// cut by a crash leaves only chunks whose token no manifest names, and those
+// are removed when the tier is next set up. Chunks live in Badger's value log
+// (the value threshold is 1 KiB), so the LSM tree holds only keys and
+// pointers and stays small; the value log is garbage-collected in the
+// background, and at once after large deletes, so deleted space comes back.
+//
+// Every chunk is verified against its CRC-32C on every read and a Get also
+// checks the object's checksum; a mismatch, a missing chunk or a Badger
+// checksum error is an error wrapping backend.ErrCorrupt that names the object
+// and the chunk. Bad bytes are never returned.
+//
+// # Configuration
+//
+//	dir            directory of the database (required; created if missing)
+//	capacity       bytes of object data the tier accepts (default, or 0: the
+//	               bytes it already holds plus 90% of the file system's free
+//	               space at Setup). Only object bytes count; Badger's own overhead and
+//	               value-log garbage not yet collected come on top.
+//	sync           true (default): Put, Writer.Close and Delete return only
+//	               once the change is on stable storage (Badger's SyncWrites:
+//	               fsync of the value log and of the memtable WAL per commit;
+//	               concurrent small commits are merged into one, so they share
+//	               those fsyncs). false: they return once the change is in the
+//	               OS page cache: a process crash loses nothing, a power
+//	               failure may lose the last writes, and an object whose bytes
+//	               did not reach the disk then reads as ErrCorrupt, never as
+//	               bad bytes.
+//	chunk_size     bytes per chunk (default 1MiB, 64KiB to 64MiB)
+//	vlog_file_size bytes per value-log file (default 256MiB, 16MiB to 1GiB):
+//	               the unit in which space is given back
+//	gc_interval    period of the background value-log GC (default 1m)
+//	gc_after       bytes deleted that start a full reclaim at once (default 256MiB)
+//
+// # Memory
+//
+// Put writes the caller's bytes without copying them first. OpenWriter holds
+// at most 8 chunks (8 MiB by default) whatever the object's size, and
+// OpenReader one chunk. Get reads the object into a heap buffer, so its bytes
+// stay valid after a concurrent Delete. Badger maps its value-log files, so
+// pages the tier wrote or read count in the process's RSS as file-backed
+// memory (RssFile): that is page cache, which the kernel reclaims, not heap.
+//
+// # Persistence
+//
+// Pins are runtime-only: they are kept in memory and not persisted, so after a
+// restart every object is unpinned. Access times are runtime-only too (they
+// start at the creation time). Objects, importance, creation times and
+// checksums persist.
+package disk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/y"
+
+	"distore/backend"
+	"distore/levels"
+)
+
+// Name is the name the tier registers under and reports in errors and Stats.
+const Name = "disk"
+
+// Defaults of the configuration keys.
+const (
+	DefaultChunkSize    = 1 << 20
+	DefaultVlogFileSize = 256 << 20
+	DefaultGCInterval   = time.Minute
+	DefaultGCAfter      = 256 << 20
+)
+
+// valueThreshold: values of at least this many bytes go to the value log.
+const valueThreshold = 1 << 10
+
+// writeDepth is how many chunk commits one streamed write keeps in flight,
+// so copies overlap Badger's writes and, with sync, several chunks share an
+// fsync; it bounds a writer's memory to writeDepth chunks.
+const writeDepth = 8
+
+// putGroup is the most bytes of chunks one Put commits in one transaction
+// (a variable so the crash test can cut the pipelined path with small
+// objects), and putDepth how many such transactions it keeps in flight.
+var putGroup int64 = 64 << 20
+
+const putDepth = 2
+
+// readParallel is how many chunks a Get reads at once, so a cold read keeps
+// the disk busy.
+const readParallel = 2
+
+func init() { backend.MustRegister(Name, New) }
+
+// Tier is the Disk tier. Make it with New (or backend.Open("disk", cfg)).
+type Tier struct {
+	dir          string
+	capacityCfg  int64 // 0: derive from free space at Setup
+	sync         bool
+	chunkSize    int64
+	vlogFileSize int64
+	gcInterval   time.Duration
+	gcAfter      int64
+
+	// life guards db: every use of db holds it for reading; Teardown takes
+	// it for writing, so it waits for operations in flight.
+	life sync.RWMutex
+	db   *badger.DB
+	// commitMu is held for reading around every commit, and for writing while
+	// the reclaimer forces a memtable flush (Badger refuses commits then).
+	commitMu sync.RWMutex
+
+	mu            sync.Mutex
+	open          bool
+	objs          map[backend.ID]*object
+	capacity      int64
+	used          int64 // committed bytes plus bytes reserved by writes in flight
+	objects       int64
+	pinned        int64
+	pinnedObjects int64
+
+	deletedSince atomic.Int64 // bytes deleted since the last full reclaim
+	kick         chan struct{}
+	stop         chan struct{}
+	gcDone       chan struct{}
+	group        chan *groupReq // the group committer's queue
+	groupDone    chan struct{}
+
+	// chunkReads counts chunk reads (tests check that ranges touch only the
+	// chunks they need).
+	chunkReads atomic.Int64
+}
+
+type objState uint8
+
+const (
+	stateWriting  objState = iota // reserved by a write in flight: invisible
+	stateLive                     // committed
+	stateDeleting                 // manifest delete in flight: invisible
+)
+
+// object is the in-memory index entry of an object. The manifest fields are
+// immutable once live; the rest is guarded by Tier.mu.
+type object struct {
+	id backend.ID
+	manifest
+	state    objState
+	pins     int
+	accessed time.Time
+	readers  int  // Gets and readers in progress: chunks stay until they end
+	dropped  bool // manifest deleted; drop chunks when readers reaches 0
+}
+
+func (o *object) info() backend.ObjectInfo {
+	return backend.ObjectInfo{ID: o.id, Size: o.size, Level: levels.Disk, Tier: Name,
+		Importance: o.importance, Pins: o.pins, Created: o.created, Accessed: o.accessed,
+		Checksum: o.checksum}
+}
+
+// New makes a Disk tier from cfg (see the package documentation for the
+// keys). It validates cfg and does no I/O; Setup opens the database.
+func New(cfg backend.Config) (backend.Backend, error) {
+	if err := cfg.Check(Name, "dir", "capacity", "sync", "chunk_size", "vlog_file_size",
+		"gc_interval", "gc_after"); err != nil {
+		return nil, err
+	}
+	t := &Tier{dir: cfg.String("dir", "")}
+	if t.dir == "" {
+		return nil, fmt.Errorf("%w: %s: option dir is required", backend.ErrInvalidArgument, Name)
+	}
+	var err error
+	if t.capacityCfg, err = cfg.Bytes("capacity", 0); err != nil {
+		return nil, err
+	}
+	if t.sync, err = cfg.Bool("sync", true); err != nil {
+		return nil, err
+	}
+	if t.chunkSize, err = cfg.Bytes("chunk_size", DefaultChunkSize); err != nil {
+		return nil, err
+	}
+	if t.vlogFileSize, err = cfg.Bytes("vlog_file_size", DefaultVlogFileSize); err != nil {
+		return nil, err
+	}
+	if t.gcInterval, err = cfg.Duration("gc_interval", DefaultGCInterval); err != nil {
+		return nil, err
+	}
+	if t.gcAfter, err = cfg.Bytes("gc_after", DefaultGCAfter); err != nil {
+		return nil, err
+	}
+	switch {
+	case t.chunkSize < 64<<10 || t.chunkSize > 64<<20:
+		return nil, fmt.Errorf("%w: %s: chunk_size %d is outside 64KiB..64MiB", backend.ErrInvalidArgument, Name, t.chunkSize)
+	case t.vlogFileSize < 16<<20 || t.vlogFileSize > 1<<30:
+		return nil, fmt.Errorf("%w: %s: vlog_file_size %d is outside 16MiB..1GiB", backend.ErrInvalidArgument, Name, t.vlogFileSize)
+	case t.chunkSize > t.vlogFileSize/4:
+		return nil, fmt.Errorf("%w: %s: chunk_size %d is more than a quarter of vlog_file_size %d", backend.ErrInvalidArgument, Name, t.chunkSize, t.vlogFileSize)
+	case t.gcInterval <= 0:
+		return nil, fmt.Errorf("%w: %s: gc_interval must be positive", backend.ErrInvalidArgument, Name)
+	case t.gcAfter <= 0:
+		return nil, fmt.Errorf("%w: %s: gc_after must be positive", backend.ErrInvalidArgument, Name)
+	}
+	return t, nil
+}
+
+// Level reports levels.Disk.
+func (t *Tier) Level() levels.Level { return levels.Disk }
+
+// Dir returns the tier's directory.
+func (t *Tier) Dir() string { return t.dir }
+
+// badgerLogger sends Badger's warnings and errors to slog and drops the rest.
+type badgerLogger struct{ dir string }
+
+func (l badgerLogger) Errorf(f string, a ...any) {
+	slog.Error("badger: "+fmt.Sprintf(f, a...), "tier", Name, "dir", l.dir)
+}
+func (l badgerLogger) Warningf(f string, a ...any) {
+	slog.Warn("badger: "+fmt.Sprintf(f, a...), "tier", Name, "dir", l.dir)
+}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
+
+func (t *Tier) badgerOptions() badger.Options {
+	return badger.DefaultOptions(t.dir).
+		WithLogger(badgerLogger{t.dir}).
+		WithSyncWrites(t.sync).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(t.vlogFileSize).
+		WithNumVersionsToKeep(1).
+		WithDetectConflicts(false). // the index serialises writers of an ID
+		WithCompression(options.None).
+		WithBlockCacheSize(32 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+}
+
+// Setup opens (or creates) the database, rebuilds the index from the
+// manifests and removes the chunks of writes that never committed.
+func (t *Tier) Setup(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return backend.Errorf("setup", Name, "", err, "")
+	}
+	t.life.Lock()
+	defer t.life.Unlock()
+	if t.db != nil {
+		return backend.Errorf("setup", Name, "", backend.ErrInvalidArgument, "already set up")
+	}
+	if err := os.MkdirAll(t.dir, 0o755); err != nil {
+		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "%v", err)
+	}
+	db, err := badger.Open(t.badgerOptions())
+	if err != nil {
+		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "open badger in %s: %v", t.dir, err)
+	}
+	objs, used, orphans, err := load(ctx, db)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	capacity := t.capacityCfg
+	if capacity == 0 {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(t.dir, &st); err != nil {
+			_ = db.Close()
+			return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "statfs %s: %v", t.dir, err)
+		}
+		capacity = used + int64(st.Bavail)*st.Bsize/10*9
+	}
+	t.mu.Lock()
+	t.db, t.open, t.objs = db, true, objs
+	t.capacity, t.used, t.objects = capacity, used, int64(len(objs))
+	t.pinned, t.pinnedObjects = 0, 0
+	t.mu.Unlock()
+	t.kick, t.stop, t.gcDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	t.deletedSince.Store(0)
+	if orphans > 0 {
+		slog.Info("disk tier removed the chunks of uncommitted writes", "tier", Name, "dir", t.dir, "chunks", orphans)
+		t.deletedSince.Store(t.gcAfter)
+		t.kick <- struct{}{}
+	}
+	t.group, t.groupDone = make(chan *groupReq, groupMaxEntries), make(chan struct{})
+	go t.committer(db, t.group, t.groupDone)
+	go t.gcLoop(db, t.stop, t.gcDone, t.kick)
+	return nil
+}
+
+// load reads every manifest into the index and deletes orphan chunks (chunks
+// whose write token no manifest names).
+func load(ctx context.Context, db *badger.DB) (map[backend.ID]*object, int64, int, error) {
+	objs := map[backend.ID]*object{}
+	tokens := map[uint64]bool{}
+	var used int64
+	err := db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte{kindManifest}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			id := backend.ID(item.Key()[1:])
+			var m *manifest
+			err := item.Value(func(v []byte) (err error) {
+				m, err = decodeManifest(v)
+				return err
+			})
+			if err != nil {
+				// A manifest Badger stored but that does not decode is corrupt;
+				// keep the tier usable and say which object is lost.
+				slog.Error("disk tier: unreadable manifest skipped", "tier", Name, "id", id, "err", err)
+				continue
+			}
+			objs[id] = &object{id: id, manifest: *m, state: stateLive, accessed: m.created}
+			tokens[m.token] = true
+			used += m.size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "read manifests: %v", err)
+	}
+	var orphans [][]byte
+	err = db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte{kindChunk}
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) == 13 && !tokens[binary.BigEndian.Uint64(k[1:])] {
+				orphans = append(orphans, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err == nil && len(orphans) > 0 {
+		wb := db.NewWriteBatch()
+		for _, k := range orphans {
+			if err = wb.Delete(k); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = wb.Flush()
+		} else {
+			wb.Cancel()
+		}
+	}
+	if err != nil {
+		return nil, 0, 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "remove orphan chunks: %v", err)
+	}
+	return objs, used, len(orphans), nil
+}
+
+// Teardown stops the background GC, waits for operations in flight and closes
+// the database. Objects returned by Get stay valid (they are heap copies).
+func (t *Tier) Teardown(ctx context.Context) error {
+	t.mu.Lock()
+	wasOpen := t.open
+	t.open = false
+	t.mu.Unlock()
+	if !wasOpen {
+		return backend.Errorf("teardown", Name, "", backend.ErrClosed, "")
+	}
+	close(t.stop)
+	<-t.gcDone
+	t.life.Lock()
+	defer t.life.Unlock()
+	close(t.group) // no caller holds acquire now, so none can send
+	<-t.groupDone
+	err := t.db.Close()
+	t.db = nil
+	if err != nil {
+		return backend.Errorf("teardown", Name, "", backend.ErrUnavailable, "close badger: %v", err)
+	}
+	return nil
+}
+
+// acquire returns the database for one operation; release must be called
+// when the operation is done with it. It fails with ErrClosed after Teardown.
+// Never call acquire while holding it: a pending Teardown would deadlock.
+func (t *Tier) acquire(op string, id backend.ID) (*badger.DB, error) {
+	t.life.RLock()
+	if t.db == nil {
+		t.life.RUnlock()
+		return nil, backend.Errorf(op, Name, id, backend.ErrClosed, "")
+	}
+	return t.db, nil
+}
+
+func (t *Tier) release() { t.life.RUnlock() }
+
+// begin validates id and ctx and checks the tier is open.
+func (t *Tier) begin(ctx context.Context, op string, id backend.ID) error {
+	if err := backend.CheckID(op, Name, id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return backend.Errorf(op, Name, id, err, "")
+	}
+	return nil
+}
+
+// lookup returns the live object id; t.mu must be held.
+func (t *Tier) lookup(op string, id backend.ID) (*object, error) {
+	if !t.open {
+		return nil, backend.Errorf(op, Name, id, backend.ErrClosed, "")
+	}
+	o, ok := t.objs[id]
+	if !ok || o.state != stateLive {
+		return nil, backend.Errorf(op, Name, id, backend.ErrNotFound, "")
+	}
+	return o, nil
+}
+
+// ObjectInfo returns the object's metadata from the in-memory index.
+func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	if err := t.begin(ctx, "info", id); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o, err := t.lookup("info", id)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return o.info(), nil
+}
+
+// Prefetch checks that the object exists: the disk is this tier's only place.
+func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
+	_, err := t.ObjectInfo(ctx, id)
+	if err != nil {
+		var e *backend.Error
+		if errors.As(err, &e) {
+			e.Op = "prefetch"
+		}
+	}
+	return err
+}
+
+// Pin adds one to the object's pin count (in memory only; see the package
+// documentation).
+func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
+	if err := t.begin(ctx, "pin", id); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o, err := t.lookup("pin", id)
+	if err != nil {
+		return err
+	}
+	if o.pins == 0 {
+		t.pinned += o.size
+		t.pinnedObjects++
+	}
+	o.pins++
+	return nil
+}
+
+// Unpin takes one from the object's pin count.
+func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
+	if err := t.begin(ctx, "unpin", id); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o, err := t.lookup("unpin", id)
+	if err != nil {
+		return err
+	}
+	if o.pins == 0 {
+		return backend.Errorf("unpin", Name, id, backend.ErrNotPinned, "")
+	}
+	o.pins--
+	if o.pins == 0 {
+		t.pinned -= o.size
+		t.pinnedObjects--
+	}
+	return nil
+}
+
+// Stats reports capacity, bytes used (committed objects plus writes in
+// flight) and object counts, from counters kept in memory.
+func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Stats{}, backend.Errorf("stats", Name, "", err, "")
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.open {
+		return backend.Stats{}, backend.Errorf("stats", Name, "", backend.ErrClosed, "")
+	}
+	return backend.Stats{Tier: Name, Level: levels.Disk, Capacity: t.capacity, Used: t.used,
+		Objects: t.objects, Pinned: t.pinned, PinnedObjects: t.pinnedObjects}, nil
+}
+
+// List returns a page of live objects in ascending ID order. It walks the
+// manifest keys (ordered by Badger) without reading their values.
+func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, backend.Errorf("list", Name, "", err, "")
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = backend.DefaultListLimit
+	}
+	db, err := t.acquire("list", "")
+	if err != nil {
+		return nil, err
+	}
+	defer t.release()
+	prefix := append([]byte{kindManifest}, opts.Prefix...)
+	var out []backend.ObjectInfo
+	err = db.View(func(txn *badger.Txn) error {
+		iopts := badger.DefaultIteratorOptions
+		iopts.Prefix = prefix
+		iopts.PrefetchValues = false
+		it := txn.NewIterator(iopts)
+		defer it.Close()
+		start := prefix
+		if opts.After != "" && string(opts.After) > opts.Prefix {
+			start = manifestKey(opts.After)
+		}
+		var ids []backend.ID
+		for it.Seek(start); it.Valid() && len(ids) < limit; it.Next() {
+			id := backend.ID(it.Item().Key()[1:])
+			if opts.After != "" && id <= opts.After {
+				continue
+			}
+			ids = append(ids, id)
+			if len(ids)%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for _, id := range ids {
+			if o, ok := t.objs[id]; ok && o.state == stateLive {
+				out = append(out, o.info())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, backend.Errorf("list", Name, "", backend.ErrUnavailable, "%v", err)
+	}
+	return out, nil
+}
+
+// reserve claims id and size bytes for a write; the object stays invisible
+// until publish.
+func (t *Tier) reserve(op string, id backend.ID, size int64) (*object, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.open {
+		return nil, backend.Errorf(op, Name, id, backend.ErrClosed, "")
+	}
+	if _, ok := t.objs[id]; ok {
+		return nil, backend.Errorf(op, Name, id, backend.ErrExists, "")
+	}
+	if free := t.capacity - t.used; size > free {
+		return nil, backend.NewFullError(op, Name, id, size, max(free, 0), t.capacity, t.pinned)
+	}
+	o := &object{id: id, state: stateWriting}
+	o.size, o.chunkSize, o.token = size, t.chunkSize, newToken()
+	t.objs[id] = o
+	t.used += size
+	return o, nil
+}
+
+// unreserve gives back what reserve took, for a write that did not commit.
+func (t *Tier) unreserve(o *object) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.objs[o.id] == o {
+		delete(t.objs, o.id)
+		t.used -= o.size
+	}
+}
+
+// publish makes a committed write visible.
+func (t *Tier) publish(o *object) backend.ObjectInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o.state = stateLive
+	o.accessed = o.created
+	t.objects++
+	return o.info()
+}
+
+// Delete removes the object: its manifest at once (durably, with sync), its
+// chunks as soon as no Get or reader is using them.
+func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
+	if err := t.begin(ctx, "delete", id); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	o, err := t.lookup("delete", id)
+	if err == nil && o.pins > 0 {
+		err = backend.Errorf("delete", Name, id, backend.ErrPinned, "%d pins", o.pins)
+	}
+	if err != nil {
+		t.mu.Unlock()
+		return err
+	}
+	o.state = stateDeleting // invisible; the ID stays taken until the delete commits
+	// With no reader, none can start now: the chunks go in the same commit.
+	n := o.nchunks()
+	inline := o.readers == 0 && n <= groupMaxEntries-1
+	t.mu.Unlock()
+
+	entries := 1
+	if inline {
+		entries += n
+	}
+	err = t.commit("delete", id, entries, 0, func(txn *badger.Txn) error {
+		// The manifest first: should Badger ever split this, the object is
+		// gone before any of its chunks.
+		if err := txn.Delete(manifestKey(id)); err != nil {
+			return err
+		}
+		for i := 0; inline && i < n; i++ {
+			if err := txn.Delete(chunkKey(o.token, uint32(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.mu.Lock()
+	if err != nil {
+		o.state = stateLive
+		t.mu.Unlock()
+		return err
+	}
+	delete(t.objs, id)
+	t.used -= o.size
+	t.objects--
+	o.dropped = true
+	drop := !inline && o.readers == 0
+	t.mu.Unlock()
+	if inline {
+		t.noteDeleted(o.size)
+	} else if drop {
+		t.dropChunks(o)
+	}
+	return nil
+}
+
+// dropChunks deletes the chunks of a deleted object.
+func (t *Tier) dropChunks(o *object) { t.dropChunkKeys(o.id, o.token, o.nchunks(), o.size) }
+
+// dropChunkKeys deletes chunks 0..n-1 of the write token and counts bytes
+// towards the next reclaim. Failures are only logged: the chunks are orphans
+// then, removed at the next Setup.
+func (t *Tier) dropChunkKeys(id backend.ID, token uint64, n int, bytes int64) {
+	if n == 0 {
+		return
+	}
+	db, err := t.acquire("delete", id)
+	if err != nil {
+		return
+	}
+	defer t.release()
+	t.commitMu.RLock()
+	defer t.commitMu.RUnlock()
+	wb := db.NewWriteBatch()
+	for i := range n {
+		if err = wb.Delete(chunkKey(token, uint32(i))); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = wb.Flush()
+	} else {
+		wb.Cancel()
+	}
+	if err != nil {
+		slog.Warn("disk tier: chunks not deleted; they are removed at the next setup", "tier", Name, "id", id, "err", err)
+		return
+	}
+	t.noteDeleted(bytes)
+}
+
+// noteDeleted counts deleted bytes and starts a reclaim once gc_after
+// bytes were deleted.
+func (t *Tier) noteDeleted(bytes int64) {
+	if t.deletedSince.Add(bytes) >= t.gcAfter {
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// isChecksumErr reports whether Badger found bad bytes on disk.
+func isChecksumErr(err error) bool {
+	return errors.Is(err, y.ErrChecksumMismatch) || strings.Contains(err.Error(), "checksum")
+}
+
+// badgerErr wraps an error from Badger in the sentinel that fits it.
+func badgerErr(op string, id backend.ID, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return backend.Errorf(op, Name, id, err, "")
+	case errors.Is(err, badger.ErrDBClosed):
+		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
+	case isChecksumErr(err):
+		return backend.Errorf(op, Name, id, backend.ErrCorrupt, "badger: %v", err)
+	}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	return backend.Errorf(op, Name, id, backend.ErrUnavailable, "badger: %v", err)
+}

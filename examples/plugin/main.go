@@ -1,0 +1,408 @@
+// Command plugin shows a user-defined tier in a distore stack: a small
+// map-backed tier, defined here, registered by name as "mytier", and used
+// below the memory tier with the stack string "memory,mytier". Objects that
+// do not fit in memory spill into it; Prefetch brings them back.
+//
+//	go run ./examples/plugin
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"distore/backend"
+	"distore/levels"
+	_ "distore/shmem"
+	"distore/spill"
+)
+
+// A tier registers itself by name, as database/sql drivers do; the factory
+// checks the config and does no I/O.
+func init() {
+	backend.MustRegister("mytier", func(cfg backend.Config) (backend.Backend, error) {
+		if err := cfg.Check("mytier", "capacity"); err != nil {
+			return nil, err
+		}
+		capacity, err := cfg.Bytes("capacity", 1<<30)
+		if err != nil {
+			return nil, err
+		}
+		return &mapTier{capacity: capacity}, nil
+	})
+}
+
+// mapTier keeps objects in a Go map. Objects are immutable, so a Get can hand
+// out the stored slice itself: it stays valid after a delete (the map only
+// drops its reference).
+type mapTier struct {
+	capacity int64
+
+	mu     sync.Mutex
+	open   bool
+	used   int64
+	objs   map[backend.ID]*mapObj
+	writes map[backend.ID]bool // IDs being written
+}
+
+type mapObj struct {
+	info backend.ObjectInfo
+	data []byte
+}
+
+const tierName = "mytier"
+
+// check validates id and says whether op can run now.
+func (m *mapTier) check(ctx context.Context, op string, id backend.ID) error {
+	if err := backend.CheckID(op, tierName, id); err != nil {
+		return err
+	}
+	return m.checkOpen(ctx, op, id)
+}
+
+// checkOpen says whether op can run now.
+func (m *mapTier) checkOpen(ctx context.Context, op string, id backend.ID) error {
+	if err := ctx.Err(); err != nil {
+		return backend.Errorf(op, tierName, id, err, "")
+	}
+	if !m.open {
+		return backend.Errorf(op, tierName, id, backend.ErrClosed, "")
+	}
+	return nil
+}
+
+func (m *mapTier) Setup(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.open, m.objs, m.writes = true, map[backend.ID]*mapObj{}, map[backend.ID]bool{}
+	return nil
+}
+
+func (m *mapTier) Teardown(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.open = false
+	return nil
+}
+
+func (m *mapTier) Level() levels.Level { return levels.Disk }
+
+// reserve takes size bytes for id, or says why it cannot.
+func (m *mapTier) reserve(op string, id backend.ID, size int64) error {
+	if m.objs[id] != nil || m.writes[id] {
+		return backend.Errorf(op, tierName, id, backend.ErrExists, "")
+	}
+	if m.used+size > m.capacity {
+		return backend.NewFullError(op, tierName, id, size, m.capacity-m.used, m.capacity, m.pinnedBytes())
+	}
+	m.used += size
+	return nil
+}
+
+func (m *mapTier) pinnedBytes() int64 {
+	var n int64
+	for _, o := range m.objs {
+		if o.info.Pins > 0 {
+			n += o.info.Size
+		}
+	}
+	return n
+}
+
+// publish stores data under id once its checksum is verified.
+func (m *mapTier) publish(op string, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	crc := backend.Checksum(data)
+	if opts.Checksum != 0 && opts.Checksum != crc {
+		return backend.ObjectInfo{}, backend.Errorf(op, tierName, id, backend.ErrCorrupt, "checksum %08x, want %08x", crc, opts.Checksum)
+	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	info := backend.ObjectInfo{ID: id, Size: int64(len(data)), Level: levels.Disk, Tier: tierName,
+		Importance: opts.Importance, Created: created, Accessed: created, Checksum: crc}
+	m.objs[id] = &mapObj{info: info, data: data}
+	return info, nil
+}
+
+func (m *mapTier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "put", id); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if err := m.reserve("put", id, int64(len(data))); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	info, err := m.publish("put", id, bytes.Clone(data), opts)
+	if err != nil {
+		m.used -= int64(len(data))
+	}
+	return info, err
+}
+
+func (m *mapTier) lookup(ctx context.Context, op string, id backend.ID) (*mapObj, error) {
+	if err := m.check(ctx, op, id); err != nil {
+		return nil, err
+	}
+	o := m.objs[id]
+	if o == nil {
+		return nil, backend.Errorf(op, tierName, id, backend.ErrNotFound, "")
+	}
+	return o, nil
+}
+
+func (m *mapTier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "get", id)
+	if err != nil {
+		return nil, err
+	}
+	return backend.NewBytesObject(o.info, o.data, nil), nil
+}
+
+func (m *mapTier) Delete(ctx context.Context, id backend.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "delete", id)
+	if err != nil {
+		return err
+	}
+	if o.info.Pins > 0 {
+		return backend.Errorf("delete", tierName, id, backend.ErrPinned, "%d pins", o.info.Pins)
+	}
+	delete(m.objs, id)
+	m.used -= o.info.Size
+	return nil
+}
+
+func (m *mapTier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "info", id)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return o.info, nil
+}
+
+func (m *mapTier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "read", id)
+	if err != nil {
+		return nil, err
+	}
+	n, err := backend.CheckRange("read", tierName, id, offset, length, o.info.Size)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(o.data[offset : offset+n])), nil
+}
+
+// mapWriter buffers a streamed write; Close publishes it.
+type mapWriter struct {
+	m    *mapTier
+	ctx  context.Context
+	id   backend.ID
+	size int64
+	opts backend.PutOptions
+	buf  []byte
+	done bool
+}
+
+func (m *mapTier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
+	if err := backend.CheckSize("write", tierName, id, size); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.check(ctx, "write", id); err != nil {
+		return nil, err
+	}
+	if err := m.reserve("write", id, size); err != nil {
+		return nil, err
+	}
+	m.writes[id] = true
+	return &mapWriter{m: m, ctx: ctx, id: id, size: size, opts: opts, buf: make([]byte, 0, size)}, nil
+}
+
+func (w *mapWriter) Write(p []byte) (int, error) {
+	if int64(len(w.buf)+len(p)) > w.size {
+		return 0, backend.Errorf("write", tierName, w.id, backend.ErrInvalidArgument, "more than the declared %d bytes", w.size)
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *mapWriter) finish() {
+	w.done = true
+	delete(w.m.writes, w.id)
+}
+
+func (w *mapWriter) Close() error {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if w.done {
+		return backend.Errorf("write", tierName, w.id, backend.ErrClosed, "writer closed")
+	}
+	w.finish()
+	var err error
+	switch {
+	case w.ctx.Err() != nil:
+		err = backend.Errorf("write", tierName, w.id, w.ctx.Err(), "")
+	case int64(len(w.buf)) != w.size:
+		err = backend.Errorf("write", tierName, w.id, backend.ErrInvalidArgument, "%d bytes written of %d", len(w.buf), w.size)
+	case !w.m.open:
+		err = backend.Errorf("write", tierName, w.id, backend.ErrClosed, "")
+	default:
+		_, err = w.m.publish("write", w.id, w.buf, w.opts)
+	}
+	if err != nil {
+		w.m.used -= w.size
+	}
+	return err
+}
+
+func (w *mapWriter) Abort() error {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if !w.done {
+		w.finish()
+		w.m.used -= w.size
+	}
+	return nil
+}
+
+func (m *mapTier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkOpen(ctx, "list", ""); err != nil {
+		return nil, err
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = backend.DefaultListLimit
+	}
+	var out []backend.ObjectInfo
+	for id, o := range m.objs {
+		if id > opts.After && strings.HasPrefix(string(id), opts.Prefix) {
+			out = append(out, o.info)
+		}
+	}
+	slices.SortFunc(out, func(a, b backend.ObjectInfo) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out[:min(limit, len(out))], nil
+}
+
+func (m *mapTier) Pin(ctx context.Context, id backend.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "pin", id)
+	if err == nil {
+		o.info.Pins++
+	}
+	return err
+}
+
+func (m *mapTier) Unpin(ctx context.Context, id backend.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, err := m.lookup(ctx, "unpin", id)
+	if err == nil && o.info.Pins == 0 {
+		err = backend.Errorf("unpin", tierName, id, backend.ErrNotPinned, "")
+	}
+	if err == nil {
+		o.info.Pins--
+	}
+	return err
+}
+
+func (m *mapTier) Prefetch(ctx context.Context, id backend.ID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, err := m.lookup(ctx, "prefetch", id)
+	return err
+}
+
+func (m *mapTier) Stats(ctx context.Context) (backend.Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkOpen(ctx, "stats", ""); err != nil {
+		return backend.Stats{}, err
+	}
+	st := backend.Stats{Tier: tierName, Level: levels.Disk, Capacity: m.capacity, Used: m.used, Objects: int64(len(m.objs))}
+	for _, o := range m.objs {
+		if o.info.Pins > 0 {
+			st.Pinned += o.info.Size
+			st.PinnedObjects++
+		}
+	}
+	return st, nil
+}
+
+func main() {
+	ctx := context.Background()
+	tiers, err := spill.ParseTiers("memory,mytier", map[string]backend.Config{
+		"memory": {"capacity": "4MiB"},
+		"mytier": {"capacity": "64MiB"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := spill.Open(ctx, spill.Options{Tiers: tiers})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Teardown(ctx)
+	fmt.Printf("stack %q, levels %v\n", s.Name(), s.Level())
+
+	// 12 MiB into a 4 MiB memory tier: the rest spills into mytier.
+	const n, size = 48, 256 << 10
+	for i := range n {
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		if _, err := s.Put(ctx, backend.ID(fmt.Sprintf("obj-%02d", i)), data, backend.PutOptions{Importance: i % 4}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := s.Settle(ctx); err != nil {
+		log.Fatal(err)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range st.Tiers {
+		fmt.Printf("  %-7s %2d objects, %s of %s\n", t.Tier, t.Objects, backend.FormatBytes(t.Used), backend.FormatBytes(t.Capacity))
+	}
+
+	// Every object reads back, wherever it is.
+	for i := range n {
+		obj, err := s.Get(ctx, backend.ID(fmt.Sprintf("obj-%02d", i)))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if b := obj.Bytes(); len(b) != size || b[0] != byte(i) || b[size-1] != byte(i) {
+			log.Fatalf("obj-%02d reads back wrong", i)
+		}
+		obj.Close()
+	}
+	fmt.Printf("all %d objects read back\n", n)
+
+	// Bring a spilled object back up.
+	info, _ := s.ObjectInfo(ctx, "obj-00")
+	fmt.Printf("obj-00 (importance %d) is in %s\n", info.Importance, info.Tier)
+	if err := s.Prefetch(ctx, "obj-00"); err != nil {
+		log.Fatal(err)
+	}
+	info, _ = s.ObjectInfo(ctx, "obj-00")
+	fmt.Printf("after Prefetch obj-00 is in %s\n", info.Tier)
+	m := s.Metrics()
+	fmt.Printf("spilled %d objects (%s), promoted %d\n", m.SpilledObjects, backend.FormatBytes(m.SpilledBytes), m.PromotedObjects)
+}

@@ -1,0 +1,542 @@
+//go:build ceph
+
+package ceph
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"distore/backend"
+	"distore/levels"
+)
+
+// ObjectInfo returns the object's metadata from its xattr.
+func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	const op = "info"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	defer t.ops.Done()
+	m, err := t.readMeta(op, id)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return t.info(id, m), nil
+}
+
+// OpenReader streams a range, reading only the stripes that hold it, a chunk
+// at a time with reads ahead; a whole-object read is checked against the
+// CRC-32C at its end.
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+	const op = "read"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return nil, err
+	}
+	defer t.ops.Done()
+	m, err := t.readMeta(op, id)
+	if err != nil {
+		return nil, err
+	}
+	n, err := backend.CheckRange(op, Name, id, offset, length, m.Size)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{t: t, ctx: ctx, id: id, m: m, pos: offset, end: offset + n,
+		check: offset == 0 && n == m.Size, sum: backend.NewChecksum()}
+	return r, nil
+}
+
+// reader is OpenReader's stream. It reads (concurrency × chunk_size) bytes
+// ahead in one batch of concurrent reads and hands them out.
+type reader struct {
+	t        *Tier
+	ctx      context.Context
+	id       backend.ID
+	m        meta
+	pos, end int64 // next object offset to fetch, end of the range
+	buf      []byte
+	out      []byte // the part of buf not yet handed out
+	check    bool
+	sum      interface {
+		io.Writer
+		Sum32() uint32
+	}
+	err    error
+	closed bool
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, backend.Errorf("read", Name, r.id, backend.ErrClosed, "reader closed")
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if len(r.out) == 0 {
+		if r.pos >= r.end {
+			if r.check && r.sum.Sum32() != r.m.CRC {
+				r.err = backend.Errorf("read", Name, r.id, backend.ErrCorrupt,
+					"bytes read have CRC-32C %08x, metadata says %08x", r.sum.Sum32(), r.m.CRC)
+				return 0, r.err
+			}
+			return 0, io.EOF
+		}
+		if err := r.fill(); err != nil {
+			r.err = err
+			return 0, err
+		}
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// fill reads the next batch.
+func (r *reader) fill() error {
+	t := r.t
+	if t.closed.Load() {
+		return backend.Errorf("read", Name, r.id, backend.ErrClosed, "")
+	}
+	if err := r.ctx.Err(); err != nil {
+		return backend.Errorf("read", Name, r.id, err, "")
+	}
+	n := min(r.end-r.pos, int64(t.opts.Concurrency)*t.opts.ChunkSize)
+	if int64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	r.buf = r.buf[:n]
+	if err := t.begin(r.ctx, "read", r.id, false); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	if _, err := t.readInto(r.ctx, "read", r.id, r.m, r.pos, r.buf, false, 0); err != nil {
+		return err
+	}
+	if r.check {
+		r.sum.Write(r.buf)
+	}
+	r.pos += n
+	r.out = r.buf
+	return nil
+}
+
+func (r *reader) Close() error {
+	r.closed, r.buf, r.out = true, nil, nil
+	return nil
+}
+
+// Delete removes the object (its manifest first, so it vanishes at once,
+// then its stripes) unless it is pinned.
+func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
+	const op = "delete"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	unlock := t.lockID(id)
+	defer unlock()
+	t.mu.Lock()
+	pins := t.pins[id].n
+	t.mu.Unlock()
+	if pins > 0 {
+		return backend.Errorf(op, Name, id, backend.ErrPinned, "%d pins", pins)
+	}
+	m, err := t.readMeta(op, id)
+	if err != nil {
+		return err
+	}
+	if err := t.ioctx.Delete(string(id)); err != nil {
+		return t.wrap(op, id, err)
+	}
+	t.used.Add(-m.Size)
+	t.objects.Add(-1)
+	t.removeStripes(id, m.Token, m.Stripes)
+	return nil
+}
+
+// List reads the namespace's object names, sorts the IDs after opts.After
+// with opts.Prefix, and reads the metadata of one page.
+func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
+	const op = "list"
+	if err := t.begin(ctx, op, "", false); err != nil {
+		return nil, err
+	}
+	defer t.ops.Done()
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = backend.DefaultListLimit
+	}
+	all, err := t.ids()
+	if err != nil {
+		return nil, t.wrap(op, "", err)
+	}
+	ids := all[:0]
+	for _, id := range all {
+		if strings.HasPrefix(string(id), opts.Prefix) && id > opts.After {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var out []backend.ObjectInfo
+	// Objects deleted meanwhile drop out: read on until the page is full.
+	for len(ids) > 0 && len(out) < limit {
+		k := min(len(ids), limit-len(out))
+		infos, err := t.infos(ctx, op, ids[:k])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, infos...)
+		ids = ids[k:]
+	}
+	return out, nil
+}
+
+// Pin adds a pin (an in-process counter) to an existing object.
+func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
+	const op = "pin"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	unlock := t.lockID(id)
+	defer unlock()
+	m, err := t.readMeta(op, id)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	p := t.pins[id]
+	t.pins[id] = pin{n: p.n + 1, size: m.Size}
+	t.mu.Unlock()
+	return nil
+}
+
+// Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
+// object does not exist.
+func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
+	const op = "unpin"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	unlock := t.lockID(id)
+	defer unlock()
+	t.mu.Lock()
+	p, ok := t.pins[id]
+	switch {
+	case ok && p.n > 1:
+		t.pins[id] = pin{n: p.n - 1, size: p.size}
+	case ok:
+		delete(t.pins, id)
+	}
+	t.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := t.readMeta(op, id); err != nil {
+		return err
+	}
+	return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
+}
+
+// Prefetch checks that the object exists.
+func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
+	const op = "prefetch"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	_, err := t.readMeta(op, id)
+	return err
+}
+
+// Stats reports the counters; Capacity is 0 when the tier is unbounded.
+func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
+	if err := t.begin(ctx, "stats", "", false); err != nil {
+		return backend.Stats{}, err
+	}
+	defer t.ops.Done()
+	st := backend.Stats{Tier: Name, Level: levels.Remote, Capacity: t.opts.Capacity,
+		Used: t.used.Load(), Objects: t.objects.Load()}
+	t.mu.Lock()
+	for _, p := range t.pins {
+		st.Pinned += p.size
+		st.PinnedObjects++
+	}
+	t.mu.Unlock()
+	return st, nil
+}
+
+// OpenWriter starts a streamed write. An object up to chunk_size is buffered
+// and written by one atomic op at Close; a larger one is written chunk by
+// chunk into its stripes, concurrency chunks in flight, and Close creates its
+// manifest. Abort, a failed write or a cancelled context remove the stripes.
+func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
+	const op = "write"
+	if err := t.begin(ctx, op, id, true); err != nil {
+		return nil, err
+	}
+	defer t.ops.Done()
+	if err := backend.CheckSize(op, Name, id, size); err != nil {
+		return nil, err
+	}
+	// A large write checks first that the ID is free rather than find out
+	// after writing its stripes; a small one learns it from its exclusive
+	// create at Close, without an extra round trip.
+	if size > t.opts.ChunkSize {
+		if err := t.exists(op, id); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.reserve(op, id, size); err != nil {
+		return nil, err
+	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	w := &writer{t: t, ctx: ctx, id: id, size: size, opts: opts, sum: backend.NewChecksum(),
+		m: meta{Size: size, Importance: opts.Importance, Created: created.UTC().Format(time.RFC3339Nano),
+			Token: string(backend.NewID()[:10])}}
+	if size <= t.opts.ChunkSize {
+		w.buf = make([]byte, 0, size)
+	} else {
+		w.m.Stripes = (size + t.opts.StripeSize - 1) / t.opts.StripeSize
+		w.m.StripeSize = t.opts.StripeSize
+		w.free = make(chan []byte, t.opts.Concurrency+1)
+		w.results = make(chan error, t.opts.Concurrency+1)
+	}
+	return w, nil
+}
+
+// writer is OpenWriter's Writer, used by one goroutine; its chunk writes run
+// in goroutines of their own.
+type writer struct {
+	t       *Tier
+	ctx     context.Context
+	id      backend.ID
+	size, n int64
+	opts    backend.PutOptions
+	sum     interface {
+		io.Writer
+		Sum32() uint32
+	}
+	m         meta
+	buf       []byte
+	bufOff    int64 // object offset of buf[0]
+	free      chan []byte
+	allocated int
+	inFlight  int
+	results   chan error
+	werr      error // the first chunk write's failure
+	done      bool
+	failed    error
+	released  bool
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	const op = "write"
+	if w.done {
+		return 0, backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument, "write after Close or Abort")
+	}
+	if w.failed != nil {
+		return 0, w.failed
+	}
+	if err := w.ctx.Err(); err != nil {
+		return 0, w.fail(backend.Errorf(op, Name, w.id, err, ""))
+	}
+	if w.t.closed.Load() {
+		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrClosed, ""))
+	}
+	if int64(len(p)) > w.size-w.n {
+		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
+			"writing %d bytes after %d overflows the declared size %d", len(p), w.n, w.size))
+	}
+	w.sum.Write(p)
+	if w.m.Stripes == 0 {
+		w.buf = append(w.buf, p...)
+		w.n += int64(len(p))
+		return len(p), nil
+	}
+	written := 0
+	for len(p) > 0 {
+		if w.buf == nil {
+			b, err := w.getBuf()
+			if err != nil {
+				return written, w.fail(err)
+			}
+			w.buf, w.bufOff = b, w.n
+		}
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+k]
+		p, written, w.n = p[k:], written+k, w.n+int64(k)
+		if len(w.buf) == cap(w.buf) || w.n == w.size {
+			w.send()
+		}
+	}
+	return written, nil
+}
+
+// getBuf returns a chunk buffer: a new one while fewer than concurrency+1
+// exist, else the next one a finished write gives back. The chunk ends at a
+// stripe boundary, so each chunk is one RADOS write.
+func (w *writer) getBuf() ([]byte, error) {
+	var b []byte
+	if w.allocated <= w.t.opts.Concurrency && len(w.free) == 0 {
+		w.allocated++
+		b = make([]byte, 0, w.t.opts.ChunkSize)
+	} else {
+		if err := w.reap(true); err != nil {
+			return nil, err
+		}
+		b = <-w.free
+	}
+	return b[:0:min(int64(cap(b)), w.size-w.n)], nil
+}
+
+// reap collects finished chunk writes (waiting for one if wait), returning
+// the first failure.
+func (w *writer) reap(wait bool) error {
+	for w.inFlight > 0 {
+		var err error
+		if wait {
+			err = <-w.results
+			wait = false
+		} else {
+			select {
+			case err = <-w.results:
+			default:
+				return w.werr
+			}
+		}
+		w.inFlight--
+		if err != nil && w.werr == nil {
+			w.werr = w.t.wrap("write", w.id, err)
+		}
+	}
+	return w.werr
+}
+
+// send writes the buffered chunk into its stripe in the background.
+func (w *writer) send() {
+	b, off := w.buf, w.bufOff
+	w.buf = nil
+	s := off / w.m.StripeSize
+	name := stripeName(w.id, w.m.Token, s)
+	w.inFlight++
+	w.t.ops.Add(1)
+	if w.t.closed.Load() { // Teardown started: the I/O context is going away
+		w.t.ops.Done()
+		w.free <- b
+		w.results <- backend.Errorf("write", Name, w.id, backend.ErrClosed, "")
+		return
+	}
+	go func() {
+		defer w.t.ops.Done()
+		err := w.t.ioctx.Write(name, b, uint64(off-s*w.m.StripeSize))
+		w.free <- b
+		w.results <- err
+	}()
+}
+
+// wait collects every chunk write in flight.
+func (w *writer) wait() error {
+	for w.inFlight > 0 {
+		w.reap(true)
+	}
+	return w.werr
+}
+
+func (w *writer) fail(err error) error {
+	if w.failed == nil {
+		w.failed = err
+	}
+	w.discard()
+	return err
+}
+
+// discard waits for the writes in flight and removes the stripes.
+func (w *writer) discard() {
+	if w.m.Stripes > 0 {
+		w.wait()
+		n := min(w.m.Stripes, w.n/w.m.StripeSize+1)
+		// After Teardown the I/O context is gone: the stripes stay (invisible).
+		if err := w.t.begin(context.Background(), "write", w.id, false); err != nil {
+			slog.Warn("ceph: stripes of a failed write left behind", "tier", Name, "id", w.id, "stripes", n, "err", err)
+		} else {
+			w.t.removeStripes(w.id, w.m.Token, n)
+			w.t.ops.Done()
+		}
+	}
+	w.buf = nil
+	w.release()
+}
+
+// release gives the capacity reservation back, once.
+func (w *writer) release() {
+	if !w.released {
+		w.released = true
+		w.t.unreserve(w.size)
+	}
+}
+
+// Close publishes the object if exactly size bytes were written and the
+// context is live.
+func (w *writer) Close() error {
+	if w.done {
+		return w.failed
+	}
+	w.done = true
+	if w.failed != nil {
+		return w.failed
+	}
+	if err := w.commit(); err != nil {
+		w.failed = err
+		w.discard()
+		return err
+	}
+	w.release()
+	return nil
+}
+
+func (w *writer) commit() error {
+	const op = "write"
+	t := w.t
+	if err := w.wait(); err != nil {
+		return err
+	}
+	if err := w.ctx.Err(); err != nil {
+		return backend.Errorf(op, Name, w.id, err, "")
+	}
+	if w.n != w.size {
+		return backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
+			"%d bytes written of the declared %d", w.n, w.size)
+	}
+	w.m.CRC = w.sum.Sum32()
+	if w.opts.Checksum != 0 && w.opts.Checksum != w.m.CRC {
+		return backend.Errorf(op, Name, w.id, backend.ErrCorrupt,
+			"bytes written have CRC-32C %08x, caller expects %08x", w.m.CRC, w.opts.Checksum)
+	}
+	if err := t.begin(w.ctx, op, w.id, false); err != nil {
+		return err
+	}
+	defer t.ops.Done()
+	return t.publish(w.ctx, op, w.id, w.m, w.buf)
+}
+
+// Abort discards the write; after Close it does nothing.
+func (w *writer) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	if w.failed == nil {
+		w.failed = backend.Errorf("write", Name, w.id, backend.ErrInvalidArgument, "write aborted")
+		w.discard()
+	}
+	return nil
+}

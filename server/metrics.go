@@ -1,0 +1,145 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"distore/backend"
+)
+
+// metrics are the server's Prometheus instruments.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, b backend.Backend) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "distore_http_requests_total",
+			Help: "HTTP requests served, by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "distore_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, body included, by route and status code.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 11), // 50µs .. 52s
+		}, []string{"route", "code"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "distore_http_received_bytes_total",
+			Help: "Object bytes received in request bodies.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "distore_http_sent_bytes_total",
+			Help: "Bytes sent in response bodies.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, &tierCollector{b: b})
+	return m
+}
+
+// observe records one finished request.
+func (m *metrics) observe(route string, status int, d time.Duration, out int64) {
+	code := strconv.Itoa(status)
+	m.requests.WithLabelValues(route, code).Inc()
+	m.latency.WithLabelValues(route, code).Observe(d.Seconds())
+	if out > 0 {
+		m.bytesOut.Add(float64(out))
+	}
+}
+
+var (
+	tierCapacity = prometheus.NewDesc("distore_tier_capacity_bytes", "Capacity of the tier.", []string{"tier", "level"}, nil)
+	tierUsed     = prometheus.NewDesc("distore_tier_used_bytes", "Bytes stored in the tier.", []string{"tier", "level"}, nil)
+	tierObjects  = prometheus.NewDesc("distore_tier_objects", "Objects stored in the tier.", []string{"tier", "level"}, nil)
+	tierPinned   = prometheus.NewDesc("distore_tier_pinned_bytes", "Bytes held by pinned objects in the tier.", []string{"tier", "level"}, nil)
+	tierPinnedN  = prometheus.NewDesc("distore_tier_pinned_objects", "Pinned objects in the tier.", []string{"tier", "level"}, nil)
+)
+
+// tierCollector reports the backend's Stats at scrape time, per tier.
+type tierCollector struct{ b backend.Backend }
+
+func (c *tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{tierCapacity, tierUsed, tierObjects, tierPinned, tierPinnedN} {
+		ch <- d
+	}
+}
+
+func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.b.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(tierUsed, err)
+		return
+	}
+	tiers := st.Tiers
+	if len(tiers) == 0 {
+		tiers = []backend.Stats{st}
+	}
+	for _, t := range tiers {
+		lv := []string{t.Tier, t.Level.String()}
+		ch <- prometheus.MustNewConstMetric(tierCapacity, prometheus.GaugeValue, float64(t.Capacity), lv...)
+		ch <- prometheus.MustNewConstMetric(tierUsed, prometheus.GaugeValue, float64(t.Used), lv...)
+		ch <- prometheus.MustNewConstMetric(tierObjects, prometheus.GaugeValue, float64(t.Objects), lv...)
+		ch <- prometheus.MustNewConstMetric(tierPinned, prometheus.GaugeValue, float64(t.Pinned), lv...)
+		ch <- prometheus.MustNewConstMetric(tierPinnedN, prometheus.GaugeValue, float64(t.PinnedObjects), lv...)
+	}
+}
+
+// recorder is the ResponseWriter the handlers see: it remembers the status
+// and counts the body bytes, and keeps http.response's ReadFrom fast path.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// ReadFrom lets io.Copy hand the source to net/http, which may splice or
+// sendfile it.
+func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.n += n
+	return n, err
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher.
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
