@@ -110,7 +110,7 @@ const putDepth = 2
 
 // readParallel is how many chunks a Get reads at once, so a cold read keeps
 // the disk busy.
-const readParallel = 2
+var readParallel = 2
 
 func init() { backend.MustRegister(Name, New) }
 

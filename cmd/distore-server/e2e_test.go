@@ -833,8 +833,10 @@ tiers:
 		t.Errorf("conf/distore.yaml:\n%s", p3.log)
 	}
 	p3.stop(t)
-	// The flag beats the file's tier option.
-	p2 := startServer(t, dir, "--config", conf, "--memory-capacity", "5MiB")
+	p.stop(t) // a data dir serves one server at a time
+	// The flag beats the file's tier option (in a new data dir: a kept memory
+	// arena keeps the capacity it was made with).
+	p2 := startServer(t, "", "--config", conf, "--memory-capacity", "5MiB")
 	if !strings.Contains(p2.log.String(), `capacity="5.0 MiB"`) {
 		t.Errorf("--memory-capacity did not override the file:\n%s", p2.log)
 	}
