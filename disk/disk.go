@@ -101,16 +101,20 @@ const valueThreshold = 1 << 10
 // fsync; it bounds a writer's memory to writeDepth chunks.
 const writeDepth = 8
 
-// putGroup is the most bytes of chunks one Put commits in one transaction
-// (a variable so the crash test can cut the pipelined path with small
-// objects), and putDepth how many such transactions it keeps in flight.
-var putGroup int64 = 64 << 20
+// putGroup is the most bytes of chunks one Put commits in one transaction,
+// and putDepth how many such transactions it keeps in flight. Badger writes
+// the entries of one transaction to the value log in random order (it keeps
+// them in a map), so small groups keep an object's chunks nearly in order on
+// disk, which keeps cold sequential reads fast; groups of several chunks keep
+// the fsyncs (one per transaction with sync) few. putGroup is a variable so
+// the crash test can cut the pipelined path with small objects.
+var putGroup int64 = 4 << 20
 
-const putDepth = 2
+const putDepth = 8
 
 // readParallel is how many chunks a Get reads at once, so a cold read keeps
 // the disk busy.
-var readParallel = 2
+const readParallel = 4
 
 func init() { backend.MustRegister(Name, New) }
 

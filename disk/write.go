@@ -10,9 +10,9 @@ import (
 	"distore/backend"
 )
 
-// Put stores data under id without copying it first: objects up to 64 MiB
+// Put stores data under id without copying it first: objects up to 4 MiB
 // are one transaction with their manifest; larger ones are pipelined commits
-// of 64 MiB groups of chunks followed by one transaction holding the last
+// of 4 MiB groups of chunks followed by one transaction holding the last
 // group and the manifest. The object is visible, and Put returns, only after
 // that last commit.
 func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {

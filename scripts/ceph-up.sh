@@ -198,6 +198,10 @@ admin socket = $DIR/run/\$name.asok
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw dns name = 127.0.0.1
 rgw thread pool size = 128
+# deleted objects' data is garbage-collected after 2 hours by default: the block
+# file would fill up over a test or benchmark run
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 EOF
 
 ceph-authtool --create-keyring "$DIR/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
