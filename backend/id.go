@@ -44,9 +44,16 @@ func (id ID) Validate() error {
 	return fmt.Errorf("%w %q: %s", ErrInvalidID, truncate(string(id)), why)
 }
 
-func idByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-}
+// idBytes marks the bytes allowed in an ID; a table, because every operation
+// of every tier validates its ID.
+var idBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	}
+	return t
+}()
+
+func idByte(c byte) bool { return idBytes[c] }
 
 func truncate(s string) string {
 	if len(s) > 64 {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"distore/backend"
-	_ "distore/shmem" // registers the "memory" tier
+	"distore/shmem" // the "memory" tier
 )
 
 func init() {
@@ -69,7 +69,7 @@ func benchMemory(ctx context.Context, r *report) error {
 		r.row(sizeName(c.size)+c.name, float64(putN)/putD.Seconds(), putRate, copyRate, crcRate, ratio(putRate, copyRate),
 			float64(getAvg.Nanoseconds()), float64(getP99.Nanoseconds()), 1/getAvg.Seconds())
 	}
-	r.note("put copies once and computes the CRC-32C in the same pass; objects of 2 MiB and more are copied by copy_threads goroutines (default: half the CPUs, at most 4; here %d)", max(1, min(runtime.GOMAXPROCS(0)/2, 4)))
+	r.note("put copies once and computes the CRC-32C in the same pass; objects of 2 MiB and more are copied by copy_threads goroutines (default: the CPUs, at most 4; here %d)", shmem.DefaultCopyThreads())
 	r.note("copy: Go copy() on one goroutine into memory touched beforehand, alternated with the puts; crc: backend.Checksum (CRC-32C) of the same bytes")
 	r.note("one goroutine's put cannot beat the slower of copy and crc; get is zero-copy (Bytes() aliases the mapping)")
 	r.note("targets: 64MiB put/copy >= 0.7; get < 2000 ns at every size")
