@@ -19,6 +19,7 @@ import (
 
 	"distore/backend"
 	"distore/levels"
+	"distore/remote/internal/remoteobj"
 )
 
 // Name is the name the tier registers under and uses in its errors.
@@ -106,17 +107,9 @@ type Tier struct {
 	// it destroys the I/O context under them.
 	ops sync.WaitGroup
 
-	used, objects, reserved atomic.Int64
-
-	mu   sync.Mutex
-	pins map[backend.ID]pin
+	space remoteobj.Space
 
 	idLocks [256]sync.Mutex
-}
-
-type pin struct {
-	n    int
-	size int64
 }
 
 // meta is an object's metadata, kept as JSON in the xattr "distore".
@@ -138,7 +131,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tier{opts: o, pins: map[backend.ID]pin{}}, nil
+	return &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity}}, nil
 }
 
 // Options returns the tier's configuration.
@@ -243,8 +236,8 @@ func (t *Tier) count(ctx context.Context) error {
 	for _, i := range infos {
 		used += i.Size
 	}
-	t.used.Store(used)
-	t.objects.Store(int64(len(infos)))
+	t.space.Used.Store(used)
+	t.space.Objects.Store(int64(len(infos)))
 	return nil
 }
 
@@ -345,11 +338,8 @@ func (t *Tier) readMeta(op string, id backend.ID) (meta, error) {
 
 func (t *Tier) info(id backend.ID, m meta) backend.ObjectInfo {
 	created, _ := time.Parse(time.RFC3339Nano, m.Created)
-	t.mu.Lock()
-	pins := t.pins[id].n
-	t.mu.Unlock()
 	return backend.ObjectInfo{ID: id, Size: m.Size, Level: levels.Remote, Tier: Name, Importance: m.Importance,
-		Pins: pins, Created: created, Accessed: created, Checksum: m.CRC}
+		Pins: t.space.Pins(id), Created: created, Accessed: created, Checksum: m.CRC}
 }
 
 // infos reads the metadata of ids concurrently, leaving out those deleted meanwhile.
@@ -392,37 +382,6 @@ func (t *Tier) infos(ctx context.Context, op string, ids []backend.ID) ([]backen
 	return res, nil
 }
 
-func (t *Tier) reserve(op string, id backend.ID, n int64) error {
-	c := t.opts.Capacity
-	if c <= 0 {
-		return nil
-	}
-	if n > c {
-		return backend.NewFullError(op, Name, id, n, max(0, c-t.used.Load()-t.reserved.Load()), c, t.pinned())
-	}
-	if r := t.reserved.Add(n); t.used.Load()+r > c {
-		t.reserved.Add(-n)
-		return backend.NewFullError(op, Name, id, n, max(0, c-t.used.Load()-r+n), c, t.pinned())
-	}
-	return nil
-}
-
-func (t *Tier) unreserve(n int64) {
-	if t.opts.Capacity > 0 {
-		t.reserved.Add(-n)
-	}
-}
-
-func (t *Tier) pinned() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n int64
-	for _, p := range t.pins {
-		n += p.size
-	}
-	return n
-}
-
 // removeStripes deletes stripes [0, n) of a write; a stripe already gone is
 // fine. What cannot be removed is logged: it is invisible (its name is not an
 // ID) and only takes space.
@@ -445,19 +404,15 @@ func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend
 	}
 	defer t.ops.Done()
 	size := int64(len(data))
-	crc := backend.Checksum(data)
-	if opts.Checksum != 0 && opts.Checksum != crc {
-		return backend.ObjectInfo{}, backend.Errorf(op, Name, id, backend.ErrCorrupt,
-			"data has CRC-32C %08x, caller expects %08x", crc, opts.Checksum)
-	}
-	if err := t.reserve(op, id, size); err != nil {
+	crc, err := remoteobj.CheckData(op, Name, id, data, opts.Checksum)
+	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	defer t.unreserve(size)
-	created := opts.Created
-	if created.IsZero() {
-		created = time.Now()
+	if err := t.space.Reserve(op, id, size); err != nil {
+		return backend.ObjectInfo{}, err
 	}
+	defer t.space.Unreserve(size)
+	created := remoteobj.Created(opts)
 	m := meta{Size: size, Importance: opts.Importance, Created: created.UTC().Format(time.RFC3339Nano),
 		CRC: crc, Token: string(backend.NewID()[:10])}
 	if size > t.opts.StripeSize {
@@ -558,8 +513,7 @@ func (t *Tier) publish(ctx context.Context, op string, id backend.ID, m meta, da
 	if err := w.Operate(t.ioctx, string(id), rados.OperationNoFlag); err != nil {
 		return t.wrap(op, id, err)
 	}
-	t.used.Add(m.Size)
-	t.objects.Add(1)
+	t.space.Added(m.Size)
 	return nil
 }
 

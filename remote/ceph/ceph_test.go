@@ -10,16 +10,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"distore/backend"
 	"distore/backend/backendtest"
 	"distore/remote/ceph"
+	"distore/remote/internal/remotetest"
 )
 
 // The tests use the cluster of scripts/ceph-up.sh through the variables of
@@ -382,37 +381,6 @@ func BenchmarkTier(b *testing.B) {
 		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t)) }})
 }
 
-// peakHeap samples the Go heap in use while f runs and returns its peak
-// above the heap before f.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
-				peak.Store(ms.HeapInuse - base)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	return peak.Load()
-}
-
 // A 128 MiB object streams through OpenWriter and OpenReader in memory
 // bounded by the chunks in flight, not by the object's size.
 func TestStreamConstantMemory(t *testing.T) {
@@ -421,13 +389,13 @@ func TestStreamConstantMemory(t *testing.T) {
 	const size = 128 << 20
 	var werr, rerr error
 	var n int64
-	peak := peakHeap(func() {
+	peak := remotetest.PeakHeap(func() {
 		w, err := tier.OpenWriter(ctx, "big", size, backend.PutOptions{})
 		if err != nil {
 			werr = err
 			return
 		}
-		if _, werr = io.Copy(w, io.LimitReader(&patterned{}, size)); werr != nil {
+		if _, werr = io.Copy(w, io.LimitReader(&remotetest.Patterned{}, size)); werr != nil {
 			w.Abort()
 			return
 		}
@@ -449,17 +417,6 @@ func TestStreamConstantMemory(t *testing.T) {
 	if peak > 24<<20 {
 		t.Fatalf("streaming %s took %s of heap: not constant memory", backend.FormatBytes(size), backend.FormatBytes(int64(peak)))
 	}
-}
-
-// patterned is an endless reader of a byte pattern.
-type patterned struct{ off int64 }
-
-func (p *patterned) Read(b []byte) (int, error) {
-	for i := range b {
-		b[i] = byte(p.off*7 + p.off>>12)
-		p.off++
-	}
-	return len(b), nil
 }
 
 // A writer that outlives its tier fails cleanly instead of using a

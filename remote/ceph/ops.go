@@ -12,6 +12,7 @@ import (
 
 	"distore/backend"
 	"distore/levels"
+	"distore/remote/internal/remoteobj"
 )
 
 // ObjectInfo returns the object's metadata from its xattr.
@@ -139,10 +140,7 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	defer t.ops.Done()
 	unlock := t.lockID(id)
 	defer unlock()
-	t.mu.Lock()
-	pins := t.pins[id].n
-	t.mu.Unlock()
-	if pins > 0 {
+	if pins := t.space.Pins(id); pins > 0 {
 		return backend.Errorf(op, Name, id, backend.ErrPinned, "%d pins", pins)
 	}
 	m, err := t.readMeta(op, id)
@@ -152,8 +150,7 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	if err := t.ioctx.Delete(string(id)); err != nil {
 		return t.wrap(op, id, err)
 	}
-	t.used.Add(-m.Size)
-	t.objects.Add(-1)
+	t.space.Removed(m.Size)
 	t.removeStripes(id, m.Token, m.Stripes)
 	return nil
 }
@@ -208,10 +205,7 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	p := t.pins[id]
-	t.pins[id] = pin{n: p.n + 1, size: m.Size}
-	t.mu.Unlock()
+	t.space.Pin(id, m.Size)
 	return nil
 }
 
@@ -225,16 +219,7 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 	defer t.ops.Done()
 	unlock := t.lockID(id)
 	defer unlock()
-	t.mu.Lock()
-	p, ok := t.pins[id]
-	switch {
-	case ok && p.n > 1:
-		t.pins[id] = pin{n: p.n - 1, size: p.size}
-	case ok:
-		delete(t.pins, id)
-	}
-	t.mu.Unlock()
-	if ok {
+	if t.space.Unpin(id) {
 		return nil
 	}
 	if _, err := t.readMeta(op, id); err != nil {
@@ -260,15 +245,7 @@ func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
 		return backend.Stats{}, err
 	}
 	defer t.ops.Done()
-	st := backend.Stats{Tier: Name, Level: levels.Remote, Capacity: t.opts.Capacity,
-		Used: t.used.Load(), Objects: t.objects.Load()}
-	t.mu.Lock()
-	for _, p := range t.pins {
-		st.Pinned += p.size
-		st.PinnedObjects++
-	}
-	t.mu.Unlock()
-	return st, nil
+	return t.space.Stats(levels.Remote), nil
 }
 
 // OpenWriter starts a streamed write. An object up to chunk_size is buffered
@@ -292,15 +269,11 @@ func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts b
 			return nil, err
 		}
 	}
-	if err := t.reserve(op, id, size); err != nil {
+	if err := t.space.Reserve(op, id, size); err != nil {
 		return nil, err
 	}
-	created := opts.Created
-	if created.IsZero() {
-		created = time.Now()
-	}
-	w := &writer{t: t, ctx: ctx, id: id, size: size, opts: opts, sum: backend.NewChecksum(),
-		m: meta{Size: size, Importance: opts.Importance, Created: created.UTC().Format(time.RFC3339Nano),
+	w := &writer{Stream: remoteobj.NewStream(&t.space, id, size, opts), t: t, ctx: ctx,
+		m: meta{Size: size, Importance: opts.Importance, Created: remoteobj.Created(opts).UTC().Format(time.RFC3339Nano),
 			Token: string(backend.NewID()[:10])}}
 	if size <= t.opts.ChunkSize {
 		w.buf = make([]byte, 0, size)
@@ -316,15 +289,9 @@ func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts b
 // writer is OpenWriter's Writer, used by one goroutine; its chunk writes run
 // in goroutines of their own.
 type writer struct {
-	t       *Tier
-	ctx     context.Context
-	id      backend.ID
-	size, n int64
-	opts    backend.PutOptions
-	sum     interface {
-		io.Writer
-		Sum32() uint32
-	}
+	remoteobj.Stream
+	t         *Tier
+	ctx       context.Context
 	m         meta
 	buf       []byte
 	bufOff    int64 // object offset of buf[0]
@@ -333,33 +300,18 @@ type writer struct {
 	inFlight  int
 	results   chan error
 	werr      error // the first chunk write's failure
-	done      bool
-	failed    error
-	released  bool
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	const op = "write"
-	if w.done {
-		return 0, backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument, "write after Close or Abort")
+	if err := w.Over(); err != nil {
+		return 0, err
 	}
-	if w.failed != nil {
-		return 0, w.failed
+	if err := w.Admit(w.ctx, w.t.closed.Load(), p); err != nil {
+		return 0, w.fail(err)
 	}
-	if err := w.ctx.Err(); err != nil {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, err, ""))
-	}
-	if w.t.closed.Load() {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrClosed, ""))
-	}
-	if int64(len(p)) > w.size-w.n {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
-			"writing %d bytes after %d overflows the declared size %d", len(p), w.n, w.size))
-	}
-	w.sum.Write(p)
 	if w.m.Stripes == 0 {
 		w.buf = append(w.buf, p...)
-		w.n += int64(len(p))
+		w.N += int64(len(p))
 		return len(p), nil
 	}
 	written := 0
@@ -369,12 +321,12 @@ func (w *writer) Write(p []byte) (int, error) {
 			if err != nil {
 				return written, w.fail(err)
 			}
-			w.buf, w.bufOff = b, w.n
+			w.buf, w.bufOff = b, w.N
 		}
 		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
 		w.buf = w.buf[:len(w.buf)+k]
-		p, written, w.n = p[k:], written+k, w.n+int64(k)
-		if len(w.buf) == cap(w.buf) || w.n == w.size {
+		p, written, w.N = p[k:], written+k, w.N+int64(k)
+		if len(w.buf) == cap(w.buf) || w.N == w.Size {
 			w.send()
 		}
 	}
@@ -395,7 +347,7 @@ func (w *writer) getBuf() ([]byte, error) {
 		}
 		b = <-w.free
 	}
-	return b[:0:min(int64(cap(b)), w.size-w.n)], nil
+	return b[:0:min(int64(cap(b)), w.Size-w.N)], nil
 }
 
 // reap collects finished chunk writes (waiting for one if wait), returning
@@ -415,7 +367,7 @@ func (w *writer) reap(wait bool) error {
 		}
 		w.inFlight--
 		if err != nil && w.werr == nil {
-			w.werr = w.t.wrap("write", w.id, err)
+			w.werr = w.t.wrap("write", w.ID, err)
 		}
 	}
 	return w.werr
@@ -426,13 +378,13 @@ func (w *writer) send() {
 	b, off := w.buf, w.bufOff
 	w.buf = nil
 	s := off / w.m.StripeSize
-	name := stripeName(w.id, w.m.Token, s)
+	name := stripeName(w.ID, w.m.Token, s)
 	w.inFlight++
 	w.t.ops.Add(1)
 	if w.t.closed.Load() { // Teardown started: the I/O context is going away
 		w.t.ops.Done()
 		w.free <- b
-		w.results <- backend.Errorf("write", Name, w.id, backend.ErrClosed, "")
+		w.results <- backend.Errorf("write", Name, w.ID, backend.ErrClosed, "")
 		return
 	}
 	go func() {
@@ -452,9 +404,7 @@ func (w *writer) wait() error {
 }
 
 func (w *writer) fail(err error) error {
-	if w.failed == nil {
-		w.failed = err
-	}
+	w.Fail(err)
 	w.discard()
 	return err
 }
@@ -463,45 +413,22 @@ func (w *writer) fail(err error) error {
 func (w *writer) discard() {
 	if w.m.Stripes > 0 {
 		w.wait()
-		n := min(w.m.Stripes, w.n/w.m.StripeSize+1)
+		n := min(w.m.Stripes, w.N/w.m.StripeSize+1)
 		// After Teardown the I/O context is gone: the stripes stay (invisible).
-		if err := w.t.begin(context.Background(), "write", w.id, false); err != nil {
-			slog.Warn("ceph: stripes of a failed write left behind", "tier", Name, "id", w.id, "stripes", n, "err", err)
+		if err := w.t.begin(context.Background(), "write", w.ID, false); err != nil {
+			slog.Warn("ceph: stripes of a failed write left behind", "tier", Name, "id", w.ID, "stripes", n, "err", err)
 		} else {
-			w.t.removeStripes(w.id, w.m.Token, n)
+			w.t.removeStripes(w.ID, w.m.Token, n)
 			w.t.ops.Done()
 		}
 	}
 	w.buf = nil
-	w.release()
-}
-
-// release gives the capacity reservation back, once.
-func (w *writer) release() {
-	if !w.released {
-		w.released = true
-		w.t.unreserve(w.size)
-	}
+	w.Release()
 }
 
 // Close publishes the object if exactly size bytes were written and the
 // context is live.
-func (w *writer) Close() error {
-	if w.done {
-		return w.failed
-	}
-	w.done = true
-	if w.failed != nil {
-		return w.failed
-	}
-	if err := w.commit(); err != nil {
-		w.failed = err
-		w.discard()
-		return err
-	}
-	w.release()
-	return nil
-}
+func (w *writer) Close() error { return w.Finish(w.commit, w.discard) }
 
 func (w *writer) commit() error {
 	const op = "write"
@@ -510,33 +437,22 @@ func (w *writer) commit() error {
 		return err
 	}
 	if err := w.ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, w.id, err, "")
+		return backend.Errorf(op, Name, w.ID, err, "")
 	}
-	if w.n != w.size {
-		return backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
-			"%d bytes written of the declared %d", w.n, w.size)
+	crc, err := w.Verify()
+	if err != nil {
+		return err
 	}
-	w.m.CRC = w.sum.Sum32()
-	if w.opts.Checksum != 0 && w.opts.Checksum != w.m.CRC {
-		return backend.Errorf(op, Name, w.id, backend.ErrCorrupt,
-			"bytes written have CRC-32C %08x, caller expects %08x", w.m.CRC, w.opts.Checksum)
-	}
-	if err := t.begin(w.ctx, op, w.id, false); err != nil {
+	w.m.CRC = crc
+	if err := t.begin(w.ctx, op, w.ID, false); err != nil {
 		return err
 	}
 	defer t.ops.Done()
-	return t.publish(w.ctx, op, w.id, w.m, w.buf)
+	return t.publish(w.ctx, op, w.ID, w.m, w.buf)
 }
 
 // Abort discards the write; after Close it does nothing.
 func (w *writer) Abort() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	if w.failed == nil {
-		w.failed = backend.Errorf("write", Name, w.id, backend.ErrInvalidArgument, "write aborted")
-		w.discard()
-	}
+	w.Abandon(w.discard)
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -19,6 +18,7 @@ import (
 
 	"distore/backend"
 	"distore/levels"
+	"distore/remote/internal/remoteobj"
 )
 
 // head returns the object's metadata from a HeadObject.
@@ -50,8 +50,7 @@ func (t *Tier) commit(ctx context.Context, op string, id backend.ID, size int64,
 	if err := publish(ctx); err != nil {
 		return t.wrap(ctx, op, id, err)
 	}
-	t.used.Add(size)
-	t.objects.Add(1)
+	t.space.Added(size)
 	return nil
 }
 
@@ -63,22 +62,17 @@ func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend
 		return backend.ObjectInfo{}, err
 	}
 	size := int64(len(data))
-	crc := backend.Checksum(data)
-	if opts.Checksum != 0 && opts.Checksum != crc {
-		return backend.ObjectInfo{}, backend.Errorf(op, Name, id, backend.ErrCorrupt,
-			"data has CRC-32C %08x, caller expects %08x", crc, opts.Checksum)
-	}
-	if err := t.reserve(op, id, size); err != nil {
+	crc, err := remoteobj.CheckData(op, Name, id, data, opts.Checksum)
+	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	defer t.unreserve(size)
-	created := opts.Created
-	if created.IsZero() {
-		created = time.Now()
+	if err := t.space.Reserve(op, id, size); err != nil {
+		return backend.ObjectInfo{}, err
 	}
+	defer t.space.Unreserve(size)
+	created := remoteobj.Created(opts)
 	m := meta(opts.Importance, created, crc, true)
 	key := t.key(id)
-	var err error
 	if size <= t.opts.Threshold {
 		err = t.commit(ctx, op, id, size, false, func(ctx context.Context) error {
 			_, err := t.client.PutObject(ctx, &s3.PutObjectInput{
@@ -274,10 +268,7 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	}
 	unlock := t.lockID(id)
 	defer unlock()
-	t.mu.Lock()
-	pins := t.pins[id].n
-	t.mu.Unlock()
-	if pins > 0 {
+	if pins := t.space.Pins(id); pins > 0 {
 		return backend.Errorf(op, Name, id, backend.ErrPinned, "%d pins", pins)
 	}
 	info, _, err := t.head(ctx, op, id)
@@ -287,8 +278,7 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	if _, err := t.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &t.opts.Bucket, Key: aws.String(t.key(id))}); err != nil {
 		return t.wrap(ctx, op, id, err)
 	}
-	t.used.Add(-info.Size)
-	t.objects.Add(-1)
+	t.space.Removed(info.Size)
 	return nil
 }
 
@@ -367,10 +357,7 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	p := t.pins[id]
-	t.pins[id] = pin{n: p.n + 1, size: info.Size}
-	t.mu.Unlock()
+	t.space.Pin(id, info.Size)
 	return nil
 }
 
@@ -383,16 +370,7 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 	}
 	unlock := t.lockID(id)
 	defer unlock()
-	t.mu.Lock()
-	p, ok := t.pins[id]
-	switch {
-	case ok && p.n > 1:
-		t.pins[id] = pin{n: p.n - 1, size: p.size}
-	case ok:
-		delete(t.pins, id)
-	}
-	t.mu.Unlock()
-	if ok {
+	if t.space.Unpin(id) {
 		return nil
 	}
 	if _, _, err := t.head(ctx, op, id); err != nil {
@@ -417,15 +395,7 @@ func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
 	if err := t.begin(ctx, "stats", "", false); err != nil {
 		return backend.Stats{}, err
 	}
-	st := backend.Stats{Tier: Name, Level: levels.Remote, Capacity: t.opts.Capacity,
-		Used: t.used.Load(), Objects: t.objects.Load()}
-	t.mu.Lock()
-	for _, p := range t.pins {
-		st.Pinned += p.size
-		st.PinnedObjects++
-	}
-	t.mu.Unlock()
-	return st, nil
+	return t.space.Stats(levels.Remote), nil
 }
 
 // copySource is the x-amz-copy-source of a key in the tier's bucket.

@@ -59,6 +59,7 @@ import (
 
 	"distore/backend"
 	"distore/levels"
+	"distore/remote/internal/remoteobj"
 )
 
 // Name is the name the tier registers under and uses in its errors.
@@ -176,12 +177,9 @@ type Tier struct {
 	setUp  atomic.Bool
 	closed atomic.Bool
 
-	// used and objects count the prefix's objects; reserved is held by
-	// writes in flight when a capacity is set.
-	used, objects, reserved atomic.Int64
-
-	mu   sync.Mutex
-	pins map[backend.ID]pin
+	// space counts the prefix's objects, the capacity held by writes in
+	// flight and the pins.
+	space remoteobj.Space
 
 	// idLocks serialise commit, delete and pin of one ID in this process.
 	idLocks [256]sync.Mutex
@@ -192,11 +190,6 @@ type Tier struct {
 	pending   map[string]pendingAbort
 	bgCancel  context.CancelFunc
 	bgDone    chan struct{}
-}
-
-type pin struct {
-	n    int
-	size int64
 }
 
 type pendingAbort struct {
@@ -210,7 +203,7 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tier{opts: o, pins: map[backend.ID]pin{}, pending: map[string]pendingAbort{}}, nil
+	return &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity}, pending: map[string]pendingAbort{}}, nil
 }
 
 // Options returns the tier's configuration.
@@ -344,8 +337,8 @@ func (t *Tier) count(ctx context.Context) error {
 			}
 		}
 	}
-	t.used.Store(used)
-	t.objects.Store(n)
+	t.space.Used.Store(used)
+	t.space.Objects.Store(n)
 	return nil
 }
 
@@ -486,42 +479,8 @@ func (t *Tier) info(id backend.ID, size int64, lastModified *time.Time, m map[st
 			info.Checksum, hasCRC = uint32(c), true
 		}
 	}
-	t.mu.Lock()
-	info.Pins = t.pins[id].n
-	t.mu.Unlock()
+	info.Pins = t.space.Pins(id)
 	return info, hasCRC
-}
-
-// reserve takes n bytes of the capacity for a write, if a capacity is set.
-func (t *Tier) reserve(op string, id backend.ID, n int64) error {
-	c := t.opts.Capacity
-	if c <= 0 {
-		return nil
-	}
-	if n > c {
-		return backend.NewFullError(op, Name, id, n, max(0, c-t.used.Load()-t.reserved.Load()), c, t.pinned())
-	}
-	if r := t.reserved.Add(n); t.used.Load()+r > c {
-		t.reserved.Add(-n)
-		return backend.NewFullError(op, Name, id, n, max(0, c-t.used.Load()-r+n), c, t.pinned())
-	}
-	return nil
-}
-
-func (t *Tier) unreserve(n int64) {
-	if t.opts.Capacity > 0 {
-		t.reserved.Add(-n)
-	}
-}
-
-func (t *Tier) pinned() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n int64
-	for _, p := range t.pins {
-		n += p.size
-	}
-	return n
 }
 
 // retryAborts retries failed multipart aborts every second until they succeed

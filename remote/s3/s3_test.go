@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"distore/backend"
 	"distore/backend/backendtest"
+	"distore/remote/internal/remotetest"
 	"distore/remote/s3"
 )
 
@@ -306,18 +305,6 @@ func TestSetupFailures(t *testing.T) {
 	}
 }
 
-// patterned is an endless reader of a byte pattern, for big streams in
-// constant memory.
-type patterned struct{ off int64 }
-
-func (p *patterned) Read(b []byte) (int, error) {
-	for i := range b {
-		b[i] = byte(p.off*7 + p.off>>12)
-		p.off++
-	}
-	return len(b), nil
-}
-
 // radosgw stops in the middle of a 256 MiB write: the write fails in bounded
 // time, nothing is visible, and once radosgw is back the tier works again and
 // the upload is aborted.
@@ -354,7 +341,7 @@ func TestRadosgwRestartMidWrite(t *testing.T) {
 	}
 	var once sync.Once
 	stopped := make(chan error, 1)
-	src := &patterned{}
+	src := &remotetest.Patterned{}
 	buf := make([]byte, 1<<20)
 	start := time.Now()
 	var werr error
@@ -436,37 +423,6 @@ func BenchmarkTier(b *testing.B) {
 		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t, "part_size", "16MiB")) }})
 }
 
-// peakHeap samples the Go heap in use while f runs and returns its peak
-// above the heap before f.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > base && ms.HeapInuse-base > peak.Load() {
-				peak.Store(ms.HeapInuse - base)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	f()
-	close(stop)
-	<-done
-	return peak.Load()
-}
-
 // A 128 MiB object streams through OpenWriter and OpenReader in memory
 // bounded by the parts in flight, not by the object's size.
 func TestStreamConstantMemory(t *testing.T) {
@@ -475,8 +431,8 @@ func TestStreamConstantMemory(t *testing.T) {
 	const size = 128 << 20
 	var werr, rerr error
 	var n int64
-	peak := peakHeap(func() {
-		if werr = writeAll(ctx, tier, "big", io.LimitReader(&patterned{}, size), size); werr != nil {
+	peak := remotetest.PeakHeap(func() {
+		if werr = writeAll(ctx, tier, "big", io.LimitReader(&remotetest.Patterned{}, size), size); werr != nil {
 			return
 		}
 		r, err := tier.OpenReader(ctx, "big", 0, -1)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"distore/backend"
+	"distore/remote/internal/remoteobj"
 )
 
 // tempDir is where streamed objects whose CRC-32C is not known in advance are
@@ -48,16 +48,13 @@ func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts b
 			return nil, err
 		}
 	}
-	if err := t.reserve(op, id, size); err != nil {
+	if err := t.space.Reserve(op, id, size); err != nil {
 		return nil, err
 	}
-	created := opts.Created
-	if created.IsZero() {
-		created = time.Now()
-	}
+	created := remoteobj.Created(opts)
 	wctx, cancel := context.WithCancel(ctx)
-	w := &writer{t: t, ctx: ctx, wctx: wctx, cancel: cancel, id: id, size: size, opts: opts,
-		created: created, sum: backend.NewChecksum(), key: t.key(id)}
+	w := &writer{Stream: remoteobj.NewStream(&t.space, id, size, opts), t: t, ctx: ctx, wctx: wctx,
+		cancel: cancel, opts: opts, created: created, key: t.key(id)}
 	if size <= t.opts.Threshold {
 		w.buf = make([]byte, 0, size)
 		return w, nil
@@ -73,7 +70,7 @@ func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts b
 		Bucket: &t.opts.Bucket, Key: &w.key, Metadata: m})
 	if err != nil {
 		cancel()
-		t.unreserve(size)
+		t.space.Unreserve(size)
 		return nil, t.wrap(ctx, op, id, err)
 	}
 	w.uploadID = aws.ToString(up.UploadId)
@@ -83,52 +80,35 @@ func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts b
 // writer is OpenWriter's Writer. It is used by one goroutine; its part
 // uploads run in goroutines of their own.
 type writer struct {
-	t            *Tier
-	ctx          context.Context // the caller's
-	wctx         context.Context // cancelled on the first failure
-	cancel       context.CancelFunc
-	id           backend.ID
-	size, n      int64
-	opts         backend.PutOptions
-	created      time.Time
-	sum          hash.Hash32
-	done         bool
-	failed       error
-	key          string
-	buf          []byte
-	multipart    bool
-	final        string // the object's key when key is a temporary one
-	uploadID     string
-	free         chan []byte
-	allocated    int
-	wg           sync.WaitGroup
-	mu           sync.Mutex
-	parts        []types.CompletedPart
-	partErr      error
-	nextPartNum  int32
-	reservedOnce sync.Once
+	remoteobj.Stream
+	t           *Tier
+	ctx         context.Context // the caller's
+	wctx        context.Context // cancelled on the first failure
+	cancel      context.CancelFunc
+	opts        backend.PutOptions
+	created     time.Time
+	key         string
+	buf         []byte
+	multipart   bool
+	final       string // the object's key when key is a temporary one
+	uploadID    string
+	free        chan []byte
+	allocated   int
+	wg          sync.WaitGroup
+	mu          sync.Mutex
+	parts       []types.CompletedPart
+	partErr     error
+	nextPartNum int32
 }
 
 func (w *writer) Write(p []byte) (int, error) {
-	const op = "write"
-	if w.done {
-		return 0, backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument, "write after Close or Abort")
+	if err := w.Over(); err != nil {
+		return 0, err
 	}
-	if w.failed != nil {
-		return 0, w.failed
+	if err := w.Admit(w.ctx, w.t.closed.Load(), p); err != nil {
+		return 0, w.fail(err)
 	}
-	if err := w.ctx.Err(); err != nil {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, err, ""))
-	}
-	if w.t.closed.Load() {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrClosed, ""))
-	}
-	if int64(len(p)) > w.size-w.n {
-		return 0, w.fail(backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
-			"writing %d bytes after %d overflows the declared size %d", len(p), w.n, w.size))
-	}
-	w.sum.Write(p)
-	w.n += int64(len(p))
+	w.N += int64(len(p))
 	if !w.multipart {
 		w.buf = append(w.buf, p...)
 		return len(p), nil
@@ -183,7 +163,7 @@ func (w *writer) uploadErr() error {
 			err = context.Canceled
 		}
 	}
-	return w.t.wrap(w.ctx, "write", w.id, err)
+	return w.t.wrap(w.ctx, "write", w.ID, err)
 }
 
 // sendPart uploads the current buffer as the next part, in the background.
@@ -215,9 +195,7 @@ func (w *writer) sendPart() {
 
 // fail discards the write and remembers err for later calls.
 func (w *writer) fail(err error) error {
-	if w.failed == nil {
-		w.failed = err
-	}
+	w.Fail(err)
 	w.discard()
 	return err
 }
@@ -232,54 +210,34 @@ func (w *writer) discard() {
 		w.uploadID = ""
 	}
 	w.buf = nil
-	w.release()
+	w.Release()
 }
-
-func (w *writer) release() { w.reservedOnce.Do(func() { w.t.unreserve(w.size) }) }
 
 // Close publishes the object if exactly size bytes were written and the
 // context is live.
 func (w *writer) Close() error {
-	if w.done {
-		return w.failed
-	}
-	w.done = true
-	if w.failed != nil {
-		return w.failed
-	}
-	err := w.commit()
-	if err != nil {
-		w.failed = err
-		w.discard()
-		return err
-	}
-	w.cancel()
-	w.release()
-	return nil
+	err := w.Finish(w.commit, w.discard)
+	w.cancel() // idempotent; a failed or aborted write has cancelled already
+	return err
 }
 
 func (w *writer) commit() error {
 	const op = "write"
 	t := w.t
 	if err := w.ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, w.id, err, "")
+		return backend.Errorf(op, Name, w.ID, err, "")
 	}
 	if t.closed.Load() {
-		return backend.Errorf(op, Name, w.id, backend.ErrClosed, "")
+		return backend.Errorf(op, Name, w.ID, backend.ErrClosed, "")
 	}
-	if w.n != w.size {
-		return backend.Errorf(op, Name, w.id, backend.ErrInvalidArgument,
-			"%d bytes written of the declared %d", w.n, w.size)
-	}
-	crc := w.sum.Sum32()
-	if w.opts.Checksum != 0 && w.opts.Checksum != crc {
-		return backend.Errorf(op, Name, w.id, backend.ErrCorrupt,
-			"bytes written have CRC-32C %08x, caller expects %08x", crc, w.opts.Checksum)
+	crc, err := w.Verify()
+	if err != nil {
+		return err
 	}
 	m := meta(w.opts.Importance, w.created, crc, true)
 	if !w.multipart {
 		data := w.buf
-		return t.commit(w.ctx, op, w.id, w.size, false, func(ctx context.Context) error {
+		return t.commit(w.ctx, op, w.ID, w.Size, false, func(ctx context.Context) error {
 			_, err := t.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &t.opts.Bucket, Key: &w.key,
 				Body: bytes.NewReader(data), ContentLength: aws.Int64(int64(len(data))), Metadata: m,
 				IfNoneMatch: aws.String("*")})
@@ -308,7 +266,7 @@ func (w *writer) commit() error {
 		return err
 	}
 	if w.final == "" {
-		if err := t.commit(w.ctx, op, w.id, w.size, true, complete); err != nil {
+		if err := t.commit(w.ctx, op, w.ID, w.Size, true, complete); err != nil {
 			return err
 		}
 		w.uploadID = ""
@@ -316,11 +274,11 @@ func (w *writer) commit() error {
 	}
 	// Complete the temporary object, then copy it to its key with the CRC.
 	if err := complete(w.ctx); err != nil {
-		return t.wrap(w.ctx, op, w.id, err)
+		return t.wrap(w.ctx, op, w.ID, err)
 	}
 	w.uploadID = ""
 	defer w.removeTemp()
-	return t.commit(w.ctx, op, w.id, w.size, true, func(ctx context.Context) error {
+	return t.commit(w.ctx, op, w.ID, w.Size, true, func(ctx context.Context) error {
 		_, err := t.client.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &t.opts.Bucket, Key: &w.final,
 			CopySource: aws.String(t.copySource(w.key)), MetadataDirective: types.MetadataDirectiveReplace,
 			Metadata: m, IfNoneMatch: aws.String("*")})
@@ -333,19 +291,12 @@ func (w *writer) removeTemp() {
 	ctx, cancel := context.WithTimeout(context.Background(), w.t.opts.Timeout)
 	defer cancel()
 	if _, err := w.t.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &w.t.opts.Bucket, Key: &w.key}); err != nil && !notFound(err) {
-		slog.Warn("s3: cannot remove a temporary object", "tier", Name, "id", w.id, "key", w.key, "err", err)
+		slog.Warn("s3: cannot remove a temporary object", "tier", Name, "id", w.ID, "key", w.key, "err", err)
 	}
 }
 
 // Abort discards the write; after Close it does nothing.
 func (w *writer) Abort() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	if w.failed == nil {
-		w.failed = backend.Errorf("write", Name, w.id, backend.ErrInvalidArgument, "write aborted")
-	}
-	w.discard()
+	w.Abandon(w.discard)
 	return nil
 }
