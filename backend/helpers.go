@@ -1,9 +1,6 @@
 package backend
 
-import (
-	"io"
-	"sync"
-)
+import "sync"
 
 // CheckID validates id for op on tier, returning an *Error wrapping ErrInvalidID.
 func CheckID(op, tier string, id ID) error {
@@ -52,17 +49,7 @@ func (o *bytesObject) Info() ObjectInfo { return o.info }
 func (o *bytesObject) Bytes() []byte    { return o.data }
 
 func (o *bytesObject) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, Errorf("read", o.info.Tier, o.info.ID, ErrInvalidArgument, "negative offset %d", off)
-	}
-	if off >= int64(len(o.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, o.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return ReadAtBytes(o.info.Tier, o.info.ID, o.data, p, off)
 }
 
 func (o *bytesObject) Close() error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"distore/backend"
+	"distore/backend/backendtest"
 )
 
 // The crash test re-executes the test binary as a child that writes and
@@ -70,7 +71,7 @@ func TestCrashChild(t *testing.T) {
 		id := backend.ID(fmt.Sprintf("r%s-%d-%d", round, i, seq))
 		switch op := r.IntN(10); {
 		case op < 6 || len(live) == 0:
-			d := data(crashSize(seq), seq)
+			d := backendtest.Payload(crashSize(seq), seq)
 			logLine("start %s", id)
 			if op == 0 {
 				w, err := b.OpenWriter(ctx, id, int64(len(d)), backend.PutOptions{})
@@ -105,7 +106,7 @@ func TestCrashChild(t *testing.T) {
 			if err != nil {
 				panic(err)
 			}
-			_, _ = w.Write(data(5<<20, seq))
+			_, _ = w.Write(backendtest.Payload(5<<20, seq))
 			if r.IntN(2) == 0 {
 				_ = w.Abort()
 			}
@@ -205,7 +206,7 @@ func checkAfterCrash(t *testing.T, ctx context.Context, tier *Tier, dir string, 
 			t.Fatalf("round %d: Get(%s): %v", round, id, err)
 		}
 		defer obj.Close()
-		if want := data(crashSize(seq), seq); !bytes.Equal(obj.Bytes(), want) || obj.Info().Checksum != backend.Checksum(want) {
+		if want := backendtest.Payload(crashSize(seq), seq); !bytes.Equal(obj.Bytes(), want) || obj.Info().Checksum != backend.Checksum(want) {
 			t.Fatalf("round %d: %s differs from what was put (%d bytes, want %d)", round, id, len(obj.Bytes()), len(want))
 		}
 	}

@@ -363,17 +363,7 @@ func load(ctx context.Context, db *badger.DB) (map[backend.ID]*object, int64, in
 		return nil
 	})
 	if err == nil && len(orphans) > 0 {
-		wb := db.NewWriteBatch()
-		for _, k := range orphans {
-			if err = wb.Delete(k); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = wb.Flush()
-		} else {
-			wb.Cancel()
-		}
+		err = deleteKeys(db, len(orphans), func(i int) []byte { return orphans[i] })
 	}
 	if err != nil {
 		return nil, 0, 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "remove orphan chunks: %v", err)
@@ -471,42 +461,34 @@ func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
 // Pin adds one to the object's pin count (in memory only; see the package
 // documentation).
 func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
-	if err := t.begin(ctx, "pin", id); err != nil {
-		return err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	o, err := t.lookup("pin", id)
-	if err != nil {
-		return err
-	}
-	if o.pins == 0 {
-		t.pinned += o.size
-		t.pinnedObjects++
-	}
-	o.pins++
-	return nil
+	return t.addPin(ctx, "pin", id, +1)
 }
 
 // Unpin takes one from the object's pin count.
 func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
-	if err := t.begin(ctx, "unpin", id); err != nil {
+	return t.addPin(ctx, "unpin", id, -1)
+}
+
+// addPin changes the object's pin count by d (+1 or -1; ErrNotPinned below
+// zero). The pinned counters count objects with at least one pin.
+func (t *Tier) addPin(ctx context.Context, op string, id backend.ID, d int) error {
+	if err := t.begin(ctx, op, id); err != nil {
 		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	o, err := t.lookup("unpin", id)
+	o, err := t.lookup(op, id)
 	if err != nil {
 		return err
 	}
-	if o.pins == 0 {
-		return backend.Errorf("unpin", Name, id, backend.ErrNotPinned, "")
+	if o.pins+d < 0 {
+		return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
 	}
-	o.pins--
-	if o.pins == 0 {
-		t.pinned -= o.size
-		t.pinnedObjects--
+	if (o.pins == 0) != (o.pins+d == 0) { // the first pin or the last unpin
+		t.pinned += int64(d) * o.size
+		t.pinnedObjects += int64(d)
 	}
+	o.pins += d
 	return nil
 }
 
@@ -696,22 +678,23 @@ func (t *Tier) dropChunkKeys(id backend.ID, token uint64, n int, bytes int64) {
 	defer t.release()
 	t.commitMu.RLock()
 	defer t.commitMu.RUnlock()
-	wb := db.NewWriteBatch()
-	for i := range n {
-		if err = wb.Delete(chunkKey(token, uint32(i))); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = wb.Flush()
-	} else {
-		wb.Cancel()
-	}
-	if err != nil {
+	if err := deleteKeys(db, n, func(i int) []byte { return chunkKey(token, uint32(i)) }); err != nil {
 		slog.Warn("disk tier: chunks not deleted; they are removed at the next setup", "tier", Name, "id", id, "err", err)
 		return
 	}
 	t.noteDeleted(bytes)
+}
+
+// deleteKeys deletes key(0)..key(n-1) in one write batch.
+func deleteKeys(db *badger.DB, n int, key func(i int) []byte) error {
+	wb := db.NewWriteBatch()
+	for i := range n {
+		if err := wb.Delete(key(i)); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	return wb.Flush()
 }
 
 // noteDeleted counts deleted bytes and starts a reclaim once gc_after

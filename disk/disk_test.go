@@ -3,11 +3,9 @@ package disk
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -47,24 +45,6 @@ func BenchmarkConformance(b *testing.B) {
 	}})
 }
 
-// data returns n pseudo-random bytes.
-func data(n int64, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 7))
-	var blk [64 << 10]byte
-	for i := 0; i < len(blk); i += 8 {
-		binary.LittleEndian.PutUint64(blk[i:], r.Uint64())
-	}
-	for off := 0; off < len(b); off += len(blk) {
-		copy(b[off:], blk[:])
-	}
-	for off := 0; off+16 <= len(b); off += 4096 {
-		binary.LittleEndian.PutUint64(b[off:], seed)
-		binary.LittleEndian.PutUint64(b[off+8:], uint64(off))
-	}
-	return b
-}
-
 func TestConfig(t *testing.T) {
 	for _, cfg := range []backend.Config{
 		{},                                   // no dir
@@ -88,7 +68,7 @@ func TestConfig(t *testing.T) {
 func TestRangeReadsTouchOnlyTheirChunks(t *testing.T) {
 	tier := open(t, backend.Config{"sync": "false"})
 	ctx := context.Background()
-	d := data(16<<20+3, 2)
+	d := backendtest.Payload(16<<20+3, 2)
 	if _, err := tier.Put(ctx, "big", d, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +96,7 @@ func TestRangeReadsTouchOnlyTheirChunks(t *testing.T) {
 func BenchmarkPut4KiB(b *testing.B) {
 	tier := open(b, backend.Config{"sync": os.Getenv("SYNC")})
 	ctx := context.Background()
-	val := data(4<<10, 1)
+	val := backendtest.Payload(4<<10, 1)
 	var seq atomic.Int64
 	b.SetParallelism(32)
 	b.SetBytes(int64(len(val)))

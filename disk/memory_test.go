@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"distore/backend"
+	"distore/backend/backendtest"
 )
 
 // TestWriterMemoryIsConstant streams objects of 16 MiB and 256 MiB through
@@ -20,7 +21,7 @@ func TestWriterMemoryIsConstant(t *testing.T) {
 	}
 	tier := open(t, backend.Config{"sync": "false"})
 	ctx := context.Background()
-	buf := data(1<<20, 5)
+	buf := backendtest.Payload(1<<20, 5)
 	peak := func(size int64) int64 {
 		runtime.GC()
 		var ms runtime.MemStats

@@ -15,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"distore/backend"
+	"distore/backend/backendtest"
 )
 
 // orphanChunks counts chunk keys whose write token no manifest names.
@@ -58,7 +59,7 @@ func TestPersistence(t *testing.T) {
 	created := time.Date(2025, 3, 4, 5, 6, 7, 890, time.UTC)
 	for i, size := range []int64{0, 1, 4 << 10, 1 << 20, 1<<20 + 1, 6<<20 + 7} {
 		id := backend.ID("put-" + string(rune('a'+i)))
-		d := data(size, uint64(i))
+		d := backendtest.Payload(size, uint64(i))
 		if _, err := tier.Put(ctx, id, d, backend.PutOptions{Importance: i - 2, Created: created}); err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +87,7 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(data(3<<20, 9)); err != nil {
+	if _, err := w.Write(backendtest.Payload(3<<20, 9)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tier.Teardown(ctx); err != nil {
@@ -173,8 +174,8 @@ func TestCorruptionIsDetected(t *testing.T) {
 	dir := t.TempDir()
 	tier := open(t, backend.Config{"dir": dir, "vlog_file_size": "16MiB"})
 	ctx := context.Background()
-	d := data(8<<20, 3)
-	small := data(10000, 4)
+	d := backendtest.Payload(8<<20, 3)
+	small := backendtest.Payload(10000, 4)
 	if _, err := tier.Put(ctx, "victim", d, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"distore/backend"
+	"distore/backend/backendtest"
 )
 
 // diskUsage is the space dir's files take on disk (allocated blocks, as du
@@ -44,7 +45,7 @@ func TestSpaceComesBack(t *testing.T) {
 	// in the page cache instead of waiting for the disk.
 	tier := open(t, backend.Config{"dir": dir, "sync": "false", "chunk_size": "4MiB"})
 	ctx := context.Background()
-	obj := data(64<<20, 1)
+	obj := backendtest.Payload(64<<20, 1)
 	const total = 2 << 30
 	var ids []backend.ID
 	for i := 0; int64(i)*int64(len(obj)) < total; i++ {
@@ -54,7 +55,7 @@ func TestSpaceComesBack(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	keep := data(1<<20, 2)
+	keep := backendtest.Payload(1<<20, 2)
 	if _, err := tier.Put(ctx, "keep", keep, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package shmem
 
 import (
-	"io"
 	"sync/atomic"
 	"time"
 
@@ -35,22 +34,13 @@ func (o *object) Info() backend.ObjectInfo {
 // to them, nor use them after Close.
 func (o *object) Bytes() []byte { return o.data }
 
-// ReadAt copies from the object's bytes at off, as io.ReaderAt.
+// ReadAt copies from the object's bytes at off, as io.ReaderAt; it fails
+// after Close rather than read memory that may be reused.
 func (o *object) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, backend.Errorf("read", Name, o.e.id, backend.ErrInvalidArgument, "negative offset %d", off)
-	}
 	if o.closed.Load() {
 		return 0, backend.Errorf("read", Name, o.e.id, backend.ErrClosed, "object closed")
 	}
-	if off >= int64(len(o.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, o.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return backend.ReadAtBytes(Name, o.e.id, o.data, p, off)
 }
 
 // Close releases the object; its space is freed if it was deleted meanwhile.

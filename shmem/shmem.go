@@ -635,27 +635,17 @@ func (s *Store) sortedIDs() []backend.ID {
 
 // Pin adds one to the object's pin count.
 func (s *Store) Pin(ctx context.Context, id backend.ID) error {
-	const op = "pin"
-	if err := checkArgs(ctx, op, id); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := s.lookup(op, id)
-	if err != nil {
-		return err
-	}
-	if e.pins == 0 {
-		s.pinned += e.blk.Size()
-		s.pinnedN++
-	}
-	e.pins++
-	return nil
+	return s.addPin(ctx, "pin", id, +1)
 }
 
 // Unpin takes one from the object's pin count; ErrNotPinned if it has none.
 func (s *Store) Unpin(ctx context.Context, id backend.ID) error {
-	const op = "unpin"
+	return s.addPin(ctx, "unpin", id, -1)
+}
+
+// addPin changes the object's pin count by d (+1 or -1; ErrNotPinned below
+// zero). The pinned counters count the records of objects with a pin.
+func (s *Store) addPin(ctx context.Context, op string, id backend.ID, d int) error {
 	if err := checkArgs(ctx, op, id); err != nil {
 		return err
 	}
@@ -665,14 +655,14 @@ func (s *Store) Unpin(ctx context.Context, id backend.ID) error {
 	if err != nil {
 		return err
 	}
-	if e.pins == 0 {
+	if e.pins+d < 0 {
 		return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
 	}
-	e.pins--
-	if e.pins == 0 {
-		s.pinned -= e.blk.Size()
-		s.pinnedN--
+	if (e.pins == 0) != (e.pins+d == 0) { // the first pin or the last unpin
+		s.pinned += int64(d) * e.blk.Size()
+		s.pinnedN += int64(d)
 	}
+	e.pins += d
 	return nil
 }
 

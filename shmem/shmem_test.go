@@ -49,15 +49,6 @@ func TestConformance(t *testing.T) { backendtest.Run(t, factory) }
 
 func BenchmarkBackend(b *testing.B) { backendtest.Bench(b, factory) }
 
-func data(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, uint64(n)))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func TestConfig(t *testing.T) {
 	for _, cfg := range []backend.Config{
 		{"capacty": "1GiB"},
@@ -94,7 +85,7 @@ func TestConfig(t *testing.T) {
 func TestZeroCopy(t *testing.T) {
 	s := open(t, backend.Config{"capacity": "4MiB"})
 	ctx := context.Background()
-	want := data(100000, 1)
+	want := backendtest.Payload(100000, 1)
 	if _, err := s.Put(ctx, "z", want, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +222,7 @@ func TestTableFull(t *testing.T) {
 func TestDeferredFree(t *testing.T) {
 	s := open(t, backend.Config{"capacity": "1MiB"})
 	ctx := context.Background()
-	want := data(700<<10, 2)
+	want := backendtest.Payload(700<<10, 2)
 	if _, err := s.Put(ctx, "d", want, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +326,7 @@ func TestHeapStaysSmall(t *testing.T) {
 	const total = 256 << 20
 	s := open(t, backend.Config{"capacity": fmt.Sprint(total + 1<<20)})
 	ctx := context.Background()
-	chunk := data(1<<20-256, 3)
+	chunk := backendtest.Payload(1<<20-256, 3)
 	before := heapInuse()
 	for i := range total >> 20 {
 		if _, err := s.Put(ctx, backend.ID(fmt.Sprint("h", i)), chunk, backend.PutOptions{}); err != nil {
@@ -368,7 +359,7 @@ func TestConcurrentGetDelete(t *testing.T) {
 			defer wg.Done()
 			for i := range 200 {
 				id := backend.ID(fmt.Sprintf("g%d-%d", w, i))
-				want := data(1000+i, uint64(w*1000+i))
+				want := backendtest.Payload(int64(1000+i), uint64(w*1000+i))
 				if _, err := s.Put(ctx, id, want, backend.PutOptions{}); err != nil {
 					t.Error(err)
 					return
@@ -407,7 +398,7 @@ func TestReopenKeep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := data(300<<10, 4)
+	want := backendtest.Payload(300<<10, 4)
 	if _, err := b.Put(ctx, "k1", want, backend.PutOptions{Importance: 5, Created: created}); err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +457,7 @@ func TestRecoverDropsCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []backend.ID{"good", "bad"} {
-		if _, err := b.Put(ctx, id, data(5000, 5), backend.PutOptions{}); err != nil {
+		if _, err := b.Put(ctx, id, backendtest.Payload(5000, 5), backend.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -508,21 +499,47 @@ func shmDir(t *testing.T) string {
 
 const crashEnv = "DISTORE_SHMEM_CRASH_PATH"
 
-// TestCrashChild is the child of TestCrashRecovery: it fills a store, reports
-// what it acknowledged, and waits to be killed.
-func TestCrashChild(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("run by TestCrashRecovery in a child process")
-	}
-	ctx := context.Background()
-	b, err := backend.New(Name, backend.Config{"capacity": "8MiB", "path": path})
+// startChild runs test in a child process of this test binary with env set
+// to path, and returns it and its standard output; it is killed when t ends.
+func startChild(t *testing.T, test, env, path string, args ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^" + test + "$"}, args...)...)
+	cmd.Env = append(os.Environ(), env+"="+path)
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Setup(ctx); err != nil {
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, out
+}
+
+// childStore is the set-up store of a crash test's child process, at the
+// path its parent put in env; the test skips unless parent started it.
+func childStore(t *testing.T, env, parent, capacity string) backend.Backend {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		t.Skip("run by " + parent + " in a child process")
+	}
+	b, err := backend.New(Name, backend.Config{"capacity": capacity, "path": path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCrashChild is the child of TestCrashRecovery: it fills a store, reports
+// what it acknowledged, and waits to be killed.
+func TestCrashChild(t *testing.T) {
+	b := childStore(t, crashEnv, "TestCrashRecovery", "8MiB")
+	ctx := context.Background()
 	for i := range 40 {
 		id := backend.ID(fmt.Sprint("obj-", i))
 		if i%3 == 0 {
@@ -530,11 +547,11 @@ func TestCrashChild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Write(data(1000*i, uint64(i)))
+			w.Write(backendtest.Payload(int64(1000*i), uint64(i)))
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-		} else if _, err := b.Put(ctx, id, data(1000*i, uint64(i)), backend.PutOptions{Importance: i}); err != nil {
+		} else if _, err := b.Put(ctx, id, backendtest.Payload(int64(1000*i), uint64(i)), backend.PutOptions{Importance: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -548,7 +565,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(data(4000, 9))
+	w.Write(backendtest.Payload(4000, 9))
 	fmt.Println("READY")
 	time.Sleep(time.Minute) // killed long before
 	t.Fatal("not killed")
@@ -558,17 +575,7 @@ func TestCrashChild(t *testing.T) {
 // and checks that every object it acknowledged is recovered, intact.
 func TestCrashRecovery(t *testing.T) {
 	path := filepath.Join(shmDir(t), "crash.shm")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, out := startChild(t, "TestCrashChild", crashEnv, path, "-test.v")
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -612,7 +619,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			continue
 		}
-		want := data(1000*i, uint64(i))
+		want := backendtest.Payload(int64(1000*i), uint64(i))
 		obj, err := s.Get(ctx, id)
 		if err != nil {
 			t.Errorf("acknowledged %s lost: %v", id, err)
@@ -635,7 +642,7 @@ func TestCrashRecovery(t *testing.T) {
 	// The recovered store keeps working: new objects, deletes, reuse of freed space.
 	for i := range 50 {
 		id := backend.ID(fmt.Sprint("new-", i))
-		if _, err := s.Put(ctx, id, data(20000, uint64(i)), backend.PutOptions{}); err != nil {
+		if _, err := s.Put(ctx, id, backendtest.Payload(20000, uint64(i)), backend.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -698,7 +705,7 @@ func BenchmarkPutBatch4K(b *testing.B) {
 }
 
 func TestCopyChecksum(t *testing.T) {
-	src := data(9<<20+123, 6)
+	src := backendtest.Payload(9<<20+123, 6)
 	dst := make([]byte, len(src))
 	for _, threads := range []int{1, 2, 3, 4, 8} {
 		for _, n := range []int{0, 100, parallelMin - 1, parallelMin, 3<<20 + 1, 3<<20 + 5, 4 << 20, 8<<20 + 1, len(src)} {
@@ -798,7 +805,7 @@ func TestTeardownRace(t *testing.T) {
 				default:
 				}
 				id := backend.ID(fmt.Sprintf("r%d-%d", w, i))
-				want := data(100+i%5000, uint64(i))
+				want := backendtest.Payload(int64(100+i%5000), uint64(i))
 				if _, err := b.Put(ctx, id, want, backend.PutOptions{}); !ok(err) {
 					continue
 				}
@@ -838,7 +845,7 @@ var busyData = func() func(i int) []byte {
 	var once sync.Once
 	var base []byte
 	return func(i int) []byte {
-		once.Do(func() { base = data(200<<10+4096, 99) })
+		once.Do(func() { base = backendtest.Payload(200<<10+4096, 99) })
 		return base[i%4096 : i%4096+busySize(i)]
 	}
 }()
@@ -846,18 +853,8 @@ var busyData = func() func(i int) []byte {
 // TestCrashChildBusy is the child of TestCrashWhileBusy: it puts and deletes
 // objects without pause, reporting each acknowledged put and each delete.
 func TestCrashChildBusy(t *testing.T) {
-	path := os.Getenv(busyEnv)
-	if path == "" {
-		t.Skip("run by TestCrashWhileBusy in a child process")
-	}
+	b := childStore(t, busyEnv, "TestCrashWhileBusy", "16MiB")
 	ctx := context.Background()
-	b, err := backend.New(Name, backend.Config{"capacity": "16MiB", "path": path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
 	out := bufio.NewWriter(os.Stdout)
 	for i := 0; i < 1_000_000; i++ {
 		id := backend.ID(fmt.Sprint("busy-", i))
@@ -895,17 +892,7 @@ func TestCrashChildBusy(t *testing.T) {
 // every delete it finished stays done, and nothing recovered is torn.
 func TestCrashWhileBusy(t *testing.T) {
 	path := filepath.Join(shmDir(t), "busy.shm")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChildBusy$")
-	cmd.Env = append(os.Environ(), busyEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, out := startChild(t, "TestCrashChildBusy", busyEnv, path)
 	acked, deleting, deleted := map[backend.ID]bool{}, map[backend.ID]bool{}, map[backend.ID]bool{}
 	sc := bufio.NewScanner(out)
 	read := func() bool {

@@ -33,6 +33,36 @@ func (s *Stack) lookup(op string, id backend.ID, touch bool) (*entry, int, error
 	return e, e.tier, nil
 }
 
+// lockLive looks id up and locks its entry, then s.mu, retrying (a bounded
+// number of times) while a concurrent delete has just removed the entry. On
+// success both locks are held; the caller unlocks s.mu, then e.mu.
+func (s *Stack) lockLive(op string, id backend.ID, touch bool) (*entry, error) {
+	for attempt := 0; ; attempt++ {
+		e, _, err := s.lookup(op, id, touch)
+		if err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		s.mu.Lock()
+		if !e.gone {
+			return e, nil
+		}
+		s.mu.Unlock()
+		e.mu.Unlock()
+		if attempt >= retries {
+			return nil, backend.Errorf(op, s.name, id, backend.ErrNotFound, "")
+		}
+	}
+}
+
+// addPins changes e's pin count by d, keeping its tier's counters right.
+// Called with s.mu held.
+func (s *Stack) addPins(e *entry, d int) {
+	s.account(e, -1)
+	e.pins += d
+	s.account(e, +1)
+}
+
 // movedAway reports whether e is no longer in tier i (a move switched it), so
 // a NotFound from tier i is worth a retry.
 func (s *Stack) movedAway(e *entry, i int) bool {
@@ -124,25 +154,15 @@ func (s *Stack) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectIn
 // so that exactly one copy remains to delete and a crash cannot bring the
 // object back.
 func (s *Stack) Delete(ctx context.Context, id backend.ID) error {
-	for attempt := 0; ; attempt++ {
-		e, _, err := s.lookup("delete", id, false)
+	for {
+		e, err := s.lockLive("delete", id, false)
 		if err != nil {
 			return err
 		}
-		e.mu.Lock()
-		s.mu.Lock()
 		setDeleting := func(v bool) { // s.mu held
 			s.account(e, -1)
 			e.deleting = v
 			s.account(e, +1)
-		}
-		if e.gone {
-			s.mu.Unlock()
-			e.mu.Unlock()
-			if attempt < retries {
-				continue
-			}
-			return backend.Errorf("delete", s.name, id, backend.ErrNotFound, "")
 		}
 		if e.pins > 0 {
 			n := e.pins
@@ -158,8 +178,7 @@ func (s *Stack) Delete(ctx context.Context, id backend.ID) error {
 			e.mu.Unlock()
 			select {
 			case <-mv.done:
-				attempt-- // the move has ended: progress, not a retry
-				continue
+				continue // the move has ended: progress, not a retry
 			case <-ctx.Done():
 				s.mu.Lock()
 				setDeleting(false)
@@ -189,89 +208,59 @@ func (s *Stack) Delete(ctx context.Context, id backend.ID) error {
 // it, and cancels a spill of it in flight (the pin wins). With PromoteOnPin an
 // object in a lower tier is promoted in the background.
 func (s *Stack) Pin(ctx context.Context, id backend.ID) error {
-	for attempt := 0; ; attempt++ {
-		e, _, err := s.lookup("pin", id, true)
-		if err != nil {
-			return err
-		}
-		e.mu.Lock()
-		s.mu.Lock()
-		if e.gone {
+	e, err := s.lockLive("pin", id, true)
+	if err != nil {
+		return err
+	}
+	s.addPins(e, +1)
+	first, i, mv := e.pins == 1, e.tier, e.mv
+	s.mu.Unlock()
+	if first {
+		if err := s.tiers[i].b.Pin(ctx, id); err != nil {
+			s.mu.Lock()
+			s.addPins(e, -1)
 			s.mu.Unlock()
 			e.mu.Unlock()
-			if attempt < retries {
-				continue
-			}
-			return backend.Errorf("pin", s.name, id, backend.ErrNotFound, "")
+			return err
 		}
-		s.account(e, -1)
-		e.pins++
-		s.account(e, +1)
-		first, i, mv := e.pins == 1, e.tier, e.mv
-		s.mu.Unlock()
-		if first {
-			if err := s.tiers[i].b.Pin(ctx, id); err != nil {
-				s.mu.Lock()
-				s.account(e, -1)
-				e.pins--
-				s.account(e, +1)
-				s.mu.Unlock()
-				e.mu.Unlock()
-				return err
-			}
-			if mv != nil && !mv.promote {
-				mv.cancel()
-			}
+		if mv != nil && !mv.promote {
+			mv.cancel()
 		}
-		e.mu.Unlock()
-		if i > 0 && s.opts.PromoteOnPin {
-			s.promoteAsync(e)
-		}
-		return nil
 	}
+	e.mu.Unlock()
+	if i > 0 && s.opts.PromoteOnPin {
+		s.promoteAsync(e)
+	}
+	return nil
 }
 
 // Unpin takes a pin away; the last one also unpins the object in its tier.
 func (s *Stack) Unpin(ctx context.Context, id backend.ID) error {
-	for attempt := 0; ; attempt++ {
-		e, _, err := s.lookup("unpin", id, false)
-		if err != nil {
-			return err
-		}
-		e.mu.Lock()
-		s.mu.Lock()
-		if e.gone {
-			s.mu.Unlock()
-			e.mu.Unlock()
-			if attempt < retries {
-				continue
-			}
-			return backend.Errorf("unpin", s.name, id, backend.ErrNotFound, "")
-		}
-		if e.pins == 0 {
-			s.mu.Unlock()
-			e.mu.Unlock()
-			return backend.Errorf("unpin", s.name, id, backend.ErrNotPinned, "")
-		}
-		i := e.tier
-		if e.pins == 1 {
-			s.mu.Unlock()
-			if err := s.tiers[i].b.Unpin(ctx, id); err != nil && !errors.Is(err, backend.ErrNotPinned) {
-				e.mu.Unlock()
-				return err
-			}
-			s.mu.Lock()
-		}
-		s.account(e, -1)
-		e.pins--
-		s.account(e, +1)
-		if e.pins == 0 && s.spillAmount(i) > 0 {
-			s.kick()
-		}
+	e, err := s.lockLive("unpin", id, false)
+	if err != nil {
+		return err
+	}
+	if e.pins == 0 {
 		s.mu.Unlock()
 		e.mu.Unlock()
-		return nil
+		return backend.Errorf("unpin", s.name, id, backend.ErrNotPinned, "")
 	}
+	i := e.tier
+	if e.pins == 1 {
+		s.mu.Unlock()
+		if err := s.tiers[i].b.Unpin(ctx, id); err != nil && !errors.Is(err, backend.ErrNotPinned) {
+			e.mu.Unlock()
+			return err
+		}
+		s.mu.Lock()
+	}
+	s.addPins(e, -1)
+	if e.pins == 0 && s.spillAmount(i) > 0 {
+		s.kick()
+	}
+	s.mu.Unlock()
+	e.mu.Unlock()
+	return nil
 }
 
 // Prefetch moves the object up to the fastest tier that has room for it, or

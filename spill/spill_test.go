@@ -3,7 +3,6 @@ package spill
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -50,14 +49,7 @@ func newStack(t testing.TB, memCap, diskCap int64, opts Options) *Stack {
 }
 
 // payload returns n deterministic bytes for seed.
-func payload(n int, seed uint64) []byte {
-	b := make([]byte, (n+7)&^7)
-	r := rand.New(rand.NewPCG(seed, uint64(n)))
-	for i := 0; i < len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
-	}
-	return b[:n]
-}
+func payload(n int, seed uint64) []byte { return backendtest.Payload(int64(n), seed) }
 
 // tierOf returns the name of the tier the stack has id in.
 func tierOf(t testing.TB, s *Stack, id backend.ID) string {

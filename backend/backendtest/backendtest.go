@@ -101,9 +101,11 @@ func newID(prefix string) backend.ID {
 	return backend.ID(fmt.Sprintf("%s-%d-%s", prefix, idSeq.Add(1), backend.NewID()[:8]))
 }
 
-// payload returns n deterministic pseudo-random bytes, different for each seed
-// and at every 4 KiB page, cheaply (whole-block copies keep -race fast).
-func payload(n int64, seed uint64) []byte {
+// Payload returns n deterministic pseudo-random bytes, different for each
+// seed and at every 4 KiB page (each page starts with seed and its offset),
+// cheaply (whole-block copies keep -race fast). Tiers' tests use it for data
+// to store and compare.
+func Payload(n int64, seed uint64) []byte {
 	b := make([]byte, n)
 	var block [64 << 10]byte
 	r := rand.New(rand.NewPCG(seed, uint64(n)^0x5eed))
@@ -208,7 +210,7 @@ func (s *suite) roundTrip(t *testing.T) {
 	ctx := context.Background()
 	level := b.Level()
 	for i, size := range Sizes {
-		data := payload(size, uint64(i))
+		data := Payload(size, uint64(i))
 		t.Run(fmt.Sprintf("Put/%d", size), func(t *testing.T) {
 			id := newID("put")
 			info, err := b.Put(ctx, id, data, backend.PutOptions{Importance: 7})
@@ -261,7 +263,7 @@ func (s *suite) roundTrip(t *testing.T) {
 func (s *suite) writer(t *testing.T) {
 	b := s.open(t, 16<<20)
 	ctx := context.Background()
-	data := payload(100<<10, 42)
+	data := Payload(100<<10, 42)
 	invisible := func(t *testing.T, id backend.ID) {
 		t.Helper()
 		if _, err := b.ObjectInfo(ctx, id); !errors.Is(err, backend.ErrNotFound) {
@@ -384,7 +386,7 @@ func (s *suite) writer(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := writeStream(ctx, b, id, payload(3000, uint64(i)), backend.PutOptions{}); err == nil {
+				if err := writeStream(ctx, b, id, Payload(3000, uint64(i)), backend.PutOptions{}); err == nil {
 					ok.Add(1)
 				} else if !errors.Is(err, backend.ErrExists) {
 					t.Errorf("concurrent write: %v", err)
@@ -402,7 +404,7 @@ func (s *suite) ranges(t *testing.T) {
 	b := s.open(t, 16<<20)
 	ctx := context.Background()
 	id := newID("range")
-	data := payload(3<<20+17, 7)
+	data := Payload(3<<20+17, 7)
 	if _, err := b.Put(ctx, id, data, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -456,11 +458,11 @@ func (s *suite) exists(t *testing.T) {
 	tier := tierName(t, b)
 	ctx := context.Background()
 	id := newID("dup")
-	first := payload(1000, 1)
+	first := Payload(1000, 1)
 	if _, err := b.Put(ctx, id, first, backend.PutOptions{Importance: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := b.Put(ctx, id, payload(2000, 2), backend.PutOptions{Importance: 2})
+	_, err := b.Put(ctx, id, Payload(2000, 2), backend.PutOptions{Importance: 2})
 	wantErr(t, "second Put", err, backend.ErrExists)
 	wantNamed(t, "second Put", err, tier, id)
 	checkGet(t, b, id, first)
@@ -472,7 +474,7 @@ func (s *suite) exists(t *testing.T) {
 func (s *suite) checksumOption(t *testing.T) {
 	b := s.open(t, 1<<20)
 	ctx := context.Background()
-	data := payload(5000, 3)
+	data := Payload(5000, 3)
 	id := newID("crc")
 	_, err := b.Put(ctx, id, data, backend.PutOptions{Checksum: backend.Checksum(data) ^ 1})
 	wantErr(t, "Put with a wrong checksum", err, backend.ErrCorrupt)
@@ -491,7 +493,7 @@ func (s *suite) deleteWhileOpen(t *testing.T) {
 	b := s.open(t, 16<<20)
 	ctx := context.Background()
 	id := newID("open")
-	data := payload(2<<20, 5)
+	data := Payload(2<<20, 5)
 	if _, err := b.Put(ctx, id, data, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +509,7 @@ func (s *suite) deleteWhileOpen(t *testing.T) {
 	}
 	// Reuse the space the deleted object held: the open Object must not see it.
 	for i := range 4 {
-		if _, err := b.Put(ctx, newID("reuse"), payload(2<<20, uint64(100+i)), backend.PutOptions{}); err != nil {
+		if _, err := b.Put(ctx, newID("reuse"), Payload(2<<20, uint64(100+i)), backend.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -527,7 +529,7 @@ func (s *suite) pins(t *testing.T) {
 	tier := tierName(t, b)
 	ctx := context.Background()
 	id := newID("pin")
-	if _, err := b.Put(ctx, id, payload(100, 9), backend.PutOptions{}); err != nil {
+	if _, err := b.Put(ctx, id, Payload(100, 9), backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := b.Unpin(ctx, id)
@@ -567,7 +569,7 @@ func (s *suite) list(t *testing.T) {
 	for i := range 25 {
 		id := backend.ID(fmt.Sprintf("lst-a-%02d", i))
 		want[id] = int64(i)
-		if _, err := b.Put(ctx, id, payload(int64(i), uint64(i)), backend.PutOptions{Importance: i}); err != nil {
+		if _, err := b.Put(ctx, id, Payload(int64(i), uint64(i)), backend.PutOptions{Importance: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -626,7 +628,7 @@ func (s *suite) stats(t *testing.T) {
 	for i := range 10 {
 		n := int64(1000 * (i + 1))
 		total += n
-		if _, err := b.Put(ctx, newID("stats"), payload(n, uint64(i)), backend.PutOptions{}); err != nil {
+		if _, err := b.Put(ctx, newID("stats"), Payload(n, uint64(i)), backend.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -687,7 +689,7 @@ func (s *suite) full(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Requested != 2*total+1 {
 		t.Fatalf("capacity error %v is not a *backend.FullError with the requested size", err)
 	}
-	chunk := payload(total/8+1, 11)
+	chunk := Payload(total/8+1, 11)
 	var ids []backend.ID
 	var fullErr error
 	for i := 0; i < 64 && fullErr == nil; i++ {
@@ -778,7 +780,7 @@ func (s *suite) afterTeardown(t *testing.T) {
 	b := s.f.New(t, 1<<20)
 	ctx := context.Background()
 	id := newID("closed")
-	data := payload(4096, 1)
+	data := Payload(4096, 1)
 	if _, err := b.Put(ctx, id, data, backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -834,7 +836,7 @@ func (s *suite) concurrent(t *testing.T) {
 				switch op := r.IntN(10); {
 				case op < 4 || len(live) == 0:
 					id := newID(fmt.Sprintf("c%d", w))
-					data := payload(int64(r.IntN(64<<10)), uint64(w*ops+i))
+					data := Payload(int64(r.IntN(64<<10)), uint64(w*ops+i))
 					var err error
 					if op == 0 {
 						err = writeStream(ctx, b, id, data, backend.PutOptions{Importance: r.IntN(5)})

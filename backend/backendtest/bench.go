@@ -18,7 +18,7 @@ var BenchSizes = []int64{4 << 10, 1 << 20, 64 << 20}
 // capacity is never the limit.
 func Bench(b *testing.B, f Factory) {
 	for _, size := range BenchSizes {
-		data := payload(size, uint64(size))
+		data := Payload(size, uint64(size))
 		b.Run(fmt.Sprintf("Put/%s", sizeLabel(size)), func(b *testing.B) {
 			be := openBench(b, f)
 			ctx := context.Background()
