@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -38,16 +39,32 @@ func register(name, doc string, run func(ctx context.Context, r *report) error) 
 // errSkip, wrapped, means the suite cannot run here (no service, no GPU).
 var errSkip = fmt.Errorf("skipped")
 
-func main() {
+func main() { os.Exit(benchMain()) }
+
+// benchMain runs the benchmarks and returns the exit code (a function of its
+// own so that deferred work, the profile, is done before the exit).
+func benchMain() int {
 	only := flag.String("suite", "", "comma-separated suites to run (default: all)")
 	list := flag.Bool("list", false, "list the suites and exit")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: cpuprofile:", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	slices.SortFunc(suites, func(a, b suite) int { return strings.Compare(a.name, b.name) })
 	if *list {
 		for _, s := range suites {
 			fmt.Printf("%-10s %s\n", s.name, s.doc)
 		}
-		return
+		return 0
 	}
 	want := map[string]bool{}
 	for _, n := range strings.Split(*only, ",") {
@@ -87,8 +104,9 @@ func main() {
 		failed = true
 	}
 	if failed {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // report collects rows and prints them as an aligned table.

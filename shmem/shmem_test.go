@@ -972,3 +972,43 @@ func TestCrashWhileBusy(t *testing.T) {
 	}
 	t.Logf("killed after %d acknowledged puts and %d deletes; recovered %d objects", len(acked), len(deleted), len(list))
 }
+
+// TestObjectsMapShrinks checks that the index is rebuilt small once most of
+// a large store's objects are deleted, and that every survivor stays
+// reachable across the rebuild.
+func TestObjectsMapShrinks(t *testing.T) {
+	s := open(t, backend.Config{"capacity": "64MiB", "max_objects": "40000"})
+	ctx := context.Background()
+	const n = shrinkMin + 100
+	for i := range n {
+		if _, err := s.Put(ctx, backend.ID(fmt.Sprint("m", i)), []byte{byte(i)}, backend.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.peakN < n {
+		t.Fatalf("peak %d after %d puts", s.peakN, n)
+	}
+	keep := map[int]bool{}
+	for i := range n {
+		if i%100 == 0 {
+			keep[i] = true
+			continue
+		}
+		if err := s.Delete(ctx, backend.ID(fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.peakN >= n/8 {
+		t.Fatalf("objects map not rebuilt: peak still %d with %d objects", s.peakN, len(s.objects))
+	}
+	for i := range keep {
+		obj, err := s.Get(ctx, backend.ID(fmt.Sprint("m", i)))
+		if err != nil {
+			t.Fatalf("object %d lost in the rebuild: %v", i, err)
+		}
+		if b := obj.Bytes(); len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("object %d: bytes %v", i, b)
+		}
+		obj.Close()
+	}
+}
