@@ -13,21 +13,25 @@ import (
 // backend.NewBytesObject (one small allocation, Info built on demand) because
 // Get is the hot path of the memory tier.
 type object struct {
-	s        *Store
-	e        *entry // immutable fields only, but for pins (snapshot below)
-	m        *mapping
-	data     []byte
-	pins     int
-	accessed int64
-	closed   atomic.Bool
+	s *Store
+	e *entry // for Close only: after it, the store may reuse the entry
+	m *mapping
+	// A snapshot of the metadata at Get, so that Info works after Close.
+	id         backend.ID
+	data       []byte
+	importance int
+	pins       int
+	created    int64
+	accessed   int64
+	checksum   uint32
+	closed     atomic.Bool
 }
 
 // Info is the object's metadata at the time of Get.
 func (o *object) Info() backend.ObjectInfo {
-	e := o.e
-	return backend.ObjectInfo{ID: e.id, Size: e.size, Level: levels.Memory, Tier: Name,
-		Importance: e.importance, Pins: o.pins, Created: time.Unix(0, e.created),
-		Accessed: time.Unix(0, o.accessed), Checksum: e.checksum}
+	return backend.ObjectInfo{ID: o.id, Size: int64(len(o.data)), Level: levels.Memory, Tier: Name,
+		Importance: o.importance, Pins: o.pins, Created: time.Unix(0, o.created),
+		Accessed: time.Unix(0, o.accessed), Checksum: o.checksum}
 }
 
 // Bytes returns the object's bytes, aliasing the shared mapping: do not write
@@ -38,9 +42,9 @@ func (o *object) Bytes() []byte { return o.data }
 // after Close rather than read memory that may be reused.
 func (o *object) ReadAt(p []byte, off int64) (int, error) {
 	if o.closed.Load() {
-		return 0, backend.Errorf("read", Name, o.e.id, backend.ErrClosed, "object closed")
+		return 0, backend.Errorf("read", Name, o.id, backend.ErrClosed, "object closed")
 	}
-	return backend.ReadAtBytes(Name, o.e.id, o.data, p, off)
+	return backend.ReadAtBytes(Name, o.id, o.data, p, off)
 }
 
 // Close releases the object; its space is freed if it was deleted meanwhile.

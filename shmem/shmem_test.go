@@ -1012,3 +1012,57 @@ func TestObjectsMapShrinks(t *testing.T) {
 		obj.Close()
 	}
 }
+
+// TestEntryReuse checks that what a Get or a writer handed out keeps naming
+// its own object after that object is deleted and its entry is reused by
+// another put.
+func TestEntryReuse(t *testing.T) {
+	s := open(t, backend.Config{"capacity": "8MiB"})
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "a", []byte("alpha"), backend.PutOptions{Importance: 3}); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := s.Get(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.OpenWriter(ctx, "w", 2, backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("ww")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	obj.Close()
+	for _, id := range []backend.ID{"a", "w"} {
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.spare) == 0 {
+		t.Fatal("deleted entries were not kept for reuse")
+	}
+	for _, id := range []backend.ID{"b", "c"} {
+		if _, err := s.Put(ctx, id, []byte("bravo!"), backend.PutOptions{Importance: 9}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if info := obj.Info(); info.ID != "a" || info.Size != 5 || info.Importance != 3 || info.Checksum != backend.Checksum([]byte("alpha")) {
+		t.Fatalf("closed object's info changed with the reused entry: %+v", info)
+	}
+	if _, err := obj.ReadAt(make([]byte, 1), 0); !errors.Is(err, backend.ErrClosed) || !strings.Contains(err.Error(), `"a"`) {
+		t.Fatalf("read after close: %v, want ErrClosed naming \"a\"", err)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, backend.ErrClosed) || !strings.Contains(err.Error(), `"w"`) {
+		t.Fatalf("write after close: %v, want ErrClosed naming \"w\"", err)
+	}
+	for _, id := range []backend.ID{"b", "c"} {
+		info, err := s.ObjectInfo(ctx, id)
+		if err != nil || info.ID != id || info.Size != 6 || info.Importance != 9 || info.Pins != 0 {
+			t.Fatalf("reused entry for %q: %+v, %v", id, info, err)
+		}
+	}
+}

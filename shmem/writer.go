@@ -28,7 +28,7 @@ func (s *Store) OpenWriter(ctx context.Context, id backend.ID, size int64, opts 
 	m := s.m
 	m.acquire()
 	s.mu.Unlock()
-	w := &writer{s: s, m: m, e: e, ctx: ctx, opts: opts, dst: s.dataBytes(m, e)}
+	w := &writer{s: s, m: m, e: e, id: id, ctx: ctx, opts: opts, dst: s.dataBytes(m, e)}
 	// A cancelled context frees the space even if the caller never closes.
 	w.stop = context.AfterFunc(ctx, func() {
 		w.mu.Lock()
@@ -46,6 +46,7 @@ type writer struct {
 	s    *Store
 	m    *mapping
 	e    *entry
+	id   backend.ID // e.id, for errors after the entry is published (and may be reused)
 	ctx  context.Context
 	opts backend.PutOptions
 	stop func() bool
@@ -66,15 +67,15 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	if w.done {
-		return 0, backend.Errorf("write", Name, w.e.id, backend.ErrClosed, "writer already closed")
+		return 0, backend.Errorf("write", Name, w.id, backend.ErrClosed, "writer already closed")
 	}
 	if err := w.ctx.Err(); err != nil {
-		w.err = backend.Errorf("write", Name, w.e.id, err, "")
+		w.err = backend.Errorf("write", Name, w.id, err, "")
 		w.discard()
 		return 0, w.err
 	}
 	if int64(len(p)) > w.e.size-w.n {
-		w.err = backend.Errorf("write", Name, w.e.id, backend.ErrInvalidArgument,
+		w.err = backend.Errorf("write", Name, w.id, backend.ErrInvalidArgument,
 			"writing %d bytes at %d goes past the declared size %d", len(p), w.n, w.e.size)
 		w.discard()
 		return 0, w.err
@@ -104,7 +105,7 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	const op = "write"
-	id := w.e.id
+	id := w.id
 	switch {
 	case w.ctx.Err() != nil:
 		w.err = backend.Errorf(op, Name, id, w.ctx.Err(), "")
@@ -136,7 +137,7 @@ func (w *writer) Abort() error {
 	defer w.mu.Unlock()
 	if !w.done {
 		if w.err == nil {
-			w.err = backend.Errorf("write", Name, w.e.id, backend.ErrInvalidArgument, "write aborted")
+			w.err = backend.Errorf("write", Name, w.id, backend.ErrInvalidArgument, "write aborted")
 		}
 		w.discard()
 	}
