@@ -62,7 +62,7 @@ func runServerBench(ctx context.Context, r *report) error {
 	if err != nil {
 		return err
 	}
-	dsURL, stopDS, err := srvListen(ctx, srv)
+	dsURL, stopDS, err := srvServe(ctx, srv)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 	}
 	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
-	r.note("distore: in-process server over a spill stack of one memory tier, Go client (one shared client, keep-alive)")
+	r.note("distore: in-process server (Serve, its own HTTP/1.1 loop) over a spill stack of one memory tier, Go client (one shared client, keep-alive)")
 	r.note("net/http: a handler that reads the body into a buffer / writes a buffer — the ceiling of any HTTP store")
 	if rerr != nil {
 		r.note("redis: not run: %v", rerr)
@@ -151,7 +151,8 @@ func runServerBench(ctx context.Context, r *report) error {
 	return nil
 }
 
-// srvListen serves h on a loopback port until the returned stop is called.
+// srvListen serves h with a plain net/http server on a loopback port until
+// the returned stop is called.
 func srvListen(ctx context.Context, h http.Handler) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,6 +161,19 @@ func srvListen(ctx context.Context, h http.Handler) (string, func(), error) {
 	hs := &http.Server{Handler: h}
 	go hs.Serve(ln)
 	return "http://" + ln.Addr().String(), func() { hs.Close() }, nil
+}
+
+// srvServe runs the distore server the way distore-server does (Serve, its
+// own connection loop) on a loopback port until the returned stop is called.
+func srvServe(ctx context.Context, srv *server.Server) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx, ln, time.Second) }()
+	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
 }
 
 // srvMeasure puts objects with `clients` workers until srvTime or the byte

@@ -49,6 +49,7 @@ const (
 type Client struct {
 	base      string // "http://host:port", no trailing slash
 	hc        *http.Client
+	ft        *fastTransport // hc's transport when the client made hc itself
 	expectMin int64
 }
 
@@ -97,7 +98,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Transport: newFastTransport(NewTransport())}
+		c.ft = newFastTransport(NewTransport())
+		c.hc = &http.Client{Transport: c.ft}
 	}
 	return c, nil
 }
@@ -211,9 +213,30 @@ func (c *Client) objectURL(id backend.ID, sub string) string {
 	return u
 }
 
+// send sends req. With the client's own transport it skips http.Client,
+// whose redirect and cookie machinery the API does not use and which costs
+// allocations on every small request; errors read the same.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.ft == nil {
+		return c.hc.Do(req)
+	}
+	resp, err := c.ft.RoundTrip(req)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		m := req.Method
+		if m == "" {
+			m = http.MethodGet
+		}
+		return nil, &url.Error{Op: m[:1] + strings.ToLower(m[1:]), URL: req.URL.String(), Err: err}
+	}
+	return resp, nil
+}
+
 // do sends req and returns the response if its status is one of ok.
 func (c *Client) do(op string, id backend.ID, req *http.Request, ok ...int) (*http.Response, error) {
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		if id == "" {
 			return nil, fmt.Errorf("distore client: %s: %w", op, err)
@@ -266,6 +289,9 @@ func (c *Client) PutReader(ctx context.Context, r io.Reader, size int64, opts Pu
 		return info, fmt.Errorf("distore client: put: %w", err)
 	}
 	req.ContentLength = size
+	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size && size > 0 {
+		req.Body = &bytesBody{br} // written whole (GetBody, from the reader, stays)
+	}
 	if size == 0 {
 		req.Body = http.NoBody
 	}
@@ -283,7 +309,7 @@ func (c *Client) PutReader(ctx context.Context, r io.Reader, size int64, opts Pu
 		return info, err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+	if err := decodeInfo(resp.Body, &info); err != nil {
 		return info, fmt.Errorf("distore client: put %q: reading the reply: %w", string(opts.ID), err)
 	}
 	return info, nil
@@ -349,7 +375,7 @@ func (c *Client) GetReader(ctx context.Context, id backend.ID, offset, length in
 	case offset > 0:
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, fmt.Errorf("distore client: get %q: %w", string(id), err)
 	}

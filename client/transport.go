@@ -2,10 +2,16 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -143,11 +149,16 @@ func (t *fastTransport) put(host string, c *fconn) {
 
 var longAgo = time.Unix(1, 0)
 
+func noStop() bool { return true }
+
 func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	// Cancellation breaks the connection's pending I/O; the connection is
 	// then not reused.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
+	stop := noStop // a context that cannot end needs no watch
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(longAgo) })
+	}
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		c.nc.Close()
@@ -209,11 +220,124 @@ func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, 
 
 // writeRequest writes req (its body closed after) and flushes.
 func writeRequest(bw *bufio.Writer, req *http.Request) error {
-	if err := req.Write(bw); err != nil {
+	if !plainRequest(req) {
+		if err := req.Write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	err := writePlain(bw, req)
+	if req.Body != nil {
+		if cerr := req.Body.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return err
 	}
 	return bw.Flush()
 }
+
+// plainRequest reports whether req is one the client itself makes, which
+// writePlain writes as Request.Write would, without its generality (on small
+// objects Request.Write costs a good part of a round trip).
+func plainRequest(req *http.Request) bool {
+	u := req.URL
+	if req.Close || len(req.TransferEncoding) > 0 || req.Trailer != nil || u.Opaque != "" || u.User != nil ||
+		(req.Host != "" && req.Host != u.Host) || httptrace.ContextClientTrace(req.Context()) != nil {
+		return false
+	}
+	for _, c := range u.Host {
+		if c <= ' ' || c >= 0x7f || c == '/' || c == '%' || c == '[' || c == '@' {
+			return false // IPv6 zones, odd hosts: Request.Write's business
+		}
+	}
+	for k := range req.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			return false
+		}
+	}
+	return true
+}
+
+// writePlain writes a plainRequest.
+func writePlain(bw *bufio.Writer, req *http.Request) error {
+	ruri := req.URL.RequestURI()
+	for i := 0; i < len(ruri); i++ {
+		if c := ruri[i]; c < ' ' || c == 0x7f {
+			return errors.New("net/http: can't write control character in Request.URL")
+		}
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(ruri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(req.URL.Host)
+	bw.WriteString("\r\nUser-Agent: Go-http-client/1.1\r\n")
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if req.ContentLength > 0 || (req.ContentLength == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch)) {
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		bw.WriteString("\r\n")
+	}
+	for k, vs := range req.Header {
+		if !validHeaderName(k) {
+			return fmt.Errorf("net/http: invalid header field name %q", k)
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(strings.TrimSpace(v))
+			bw.WriteString("\r\n")
+		}
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if !hasBody || req.ContentLength <= 0 {
+		return nil
+	}
+	var n int64
+	var err error
+	if b, ok := req.Body.(*bytesBody); ok && int64(b.Len()) == req.ContentLength {
+		n, err = b.WriteTo(bw) // whole: big bodies go to the socket in one write
+	} else {
+		n, err = io.Copy(bw, io.LimitReader(req.Body, req.ContentLength))
+	}
+	if err == nil && n != req.ContentLength {
+		err = fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)
+	}
+	return err
+}
+
+// validHeaderName reports whether k is a header field name (an RFC 9110
+// token).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// bytesBody is the body of a put from a byte slice: it lets writePlain write
+// the slice whole.
+type bytesBody struct{ *bytes.Reader }
+
+func (bytesBody) Close() error { return nil }
 
 // fastBody returns the connection to the pool once the body is read to its
 // end, and closes it if the body is closed early.

@@ -3,9 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
+	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"distore/backend"
 	"distore/client"
@@ -13,7 +14,8 @@ import (
 )
 
 // BenchmarkServer measures put and get of small and large objects through
-// the server and the Go client over loopback, on the real memory tier.
+// the server (Serve, its own connection loop) and the Go client over
+// loopback, on the real memory tier.
 func BenchmarkServer(b *testing.B) {
 	ctx := context.Background()
 	for _, size := range []int{4 << 10, 1 << 20, 64 << 20} {
@@ -22,8 +24,14 @@ func BenchmarkServer(b *testing.B) {
 			b.Fatal(err)
 		}
 		s, _ := New(mem, Options{Logger: quietLogger()})
-		ts := httptest.NewServer(s)
-		c, _ := client.New(ts.URL)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(sctx, ln, time.Second) }()
+		c, _ := client.New("http://" + ln.Addr().String())
 		data := randBytes(size)
 		var seq atomic.Int64
 		b.Run(fmt.Sprintf("put-%d", size), func(b *testing.B) {
@@ -62,7 +70,8 @@ func BenchmarkServer(b *testing.B) {
 		}
 		zeroCopyGet = true
 		c.Close()
-		ts.Close()
+		stop()
+		<-done
 		mem.Teardown(ctx)
 	}
 }

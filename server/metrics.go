@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,20 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
+
+	// series caches the instruments of each route and status: looking them
+	// up by label values hashes and locks on every request.
+	series sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct {
+	route  string
+	status int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, b backend.Backend) *metrics {
@@ -46,9 +61,20 @@ func newMetrics(reg prometheus.Registerer, b backend.Backend) *metrics {
 
 // observe records one finished request.
 func (m *metrics) observe(route string, status int, d time.Duration, out int64) {
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, code).Inc()
-	m.latency.WithLabelValues(route, code).Observe(d.Seconds())
+	k := seriesKey{route, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		// Routes are the mux's patterns and statuses a few codes: the cache
+		// stays small.
+		code := strconv.Itoa(status)
+		v, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(route, code),
+			latency:  m.latency.WithLabelValues(route, code),
+		})
+	}
+	sr := v.(*series)
+	sr.requests.Inc()
+	sr.latency.Observe(d.Seconds())
 	if out > 0 {
 		m.bytesOut.Add(float64(out))
 	}

@@ -149,48 +149,37 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // ServeHTTP routes the request and records its metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &recorder{ResponseWriter: w}
-	s.mux.ServeHTTP(rec, r)
+	var status int
+	var n int64
+	if lw, ok := w.(*response); ok {
+		// The loop's own writer keeps the status and counts: no recorder.
+		s.mux.ServeHTTP(lw, r)
+		status, n = lw.status, lw.written
+	} else {
+		rec := &recorder{ResponseWriter: w}
+		s.mux.ServeHTTP(rec, r)
+		status, n = rec.status, rec.n
+	}
 	route := r.Pattern // set by the mux on r
 	if route == "" || route == "/" {
 		route = "unmatched"
 	}
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+	if status == 0 {
+		status = http.StatusOK
 	}
-	s.met.observe(route, rec.status, time.Since(start), rec.n)
+	s.met.observe(route, status, time.Since(start), n)
 }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops
-// accepting, lets in-flight requests finish for up to grace, and closes the
-// rest. It returns nil after a clean shutdown.
+// accepting, closes idle connections, lets in-flight requests finish for up
+// to grace, and closes the rest (cancelling their contexts). It returns nil
+// after a clean shutdown.
+//
+// Serve runs distore's own HTTP/1.1 connection loop (see conn.go), not
+// net/http's server: fewer syscalls and wake-ups per request. Request
+// contexts derive from ctx without its cancellation.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if err != nil {
-		s.log.Warn("graceful shutdown incomplete; closing remaining connections", "grace", grace, "err", err)
-		_ = hs.Close()
-	}
-	if e := <-errc; !errors.Is(e, http.ErrServerClosed) {
-		return e
-	}
-	return err
+	return newLoop(s, s.log).serve(ctx, ln, grace)
 }
 
 // allowed returns the methods the API serves on path, "" if none.
@@ -221,6 +210,15 @@ var zeroCopyGet = true
 
 // bufPool holds the copy buffers of streamed bodies.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// query returns r's query parameters; nil (which reads as empty) when there
+// are none, sparing a map on every plain request.
+func query(r *http.Request) url.Values {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return r.URL.Query()
+}
 
 // checkQuery fails with 400 when the query has a parameter not in allowed, or
 // one given twice.
@@ -255,9 +253,9 @@ func badParam(format string, args ...any) error {
 }
 
 // putOptions reads importance (query or header) and checksum (header).
-func putOptions(r *http.Request) (backend.PutOptions, error) {
+func putOptions(r *http.Request, q url.Values) (backend.PutOptions, error) {
 	var o backend.PutOptions
-	qi, hi := r.URL.Query().Get("importance"), r.Header.Get(HeaderImportance)
+	qi, hi := q.Get("importance"), r.Header.Get(HeaderImportance)
 	if qi != "" && hi != "" && qi != hi {
 		return o, badParam("importance %q in the query and %q in %s differ", truncate(qi), truncate(hi), HeaderImportance)
 	}
@@ -288,7 +286,8 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r.URL.Query(), "importance"); err != nil {
+	q := query(r)
+	if err := checkQuery(q, "importance"); err != nil {
 		return err
 	}
 	var id backend.ID
@@ -302,7 +301,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		id = backend.NewID()
 	}
-	opts, err := putOptions(r)
+	opts, err := putOptions(r, q)
 	if err != nil {
 		return err
 	}
@@ -355,10 +354,10 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	h := w.Header()
-	h.Set("Location", "/v1/objects/"+string(id))
-	h.Set("Content-Type", "application/json")
+	h["Location"] = []string{"/v1/objects/" + string(id)}
+	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusCreated)
-	return json.NewEncoder(w).Encode(info)
+	return writeInfo(w, info)
 }
 
 // putError makes a checksum mismatch on a put a 422: the request's bytes
@@ -409,29 +408,49 @@ func bodyError(id backend.ID, size int64, err error) error {
 
 // setInfoHeaders puts an object's info in response headers: all of it for
 // HEAD; for GET only what a reader needs to check the bytes (size and
-// checksum), as every header costs both ends time on small objects.
-func setInfoHeaders(h http.Header, info backend.ObjectInfo, all bool) {
-	// Direct assignment: the names are already canonical.
-	h[HeaderSize] = []string{strconv.FormatInt(info.Size, 10)}
-	h[HeaderChecksum] = []string{hex8(info.Checksum)}
-	h["Content-Type"] = []string{"application/octet-stream"}
+// checksum), as every header costs both ends time on small objects. It sets
+// Content-Length to n too.
+func setInfoHeaders(h http.Header, info backend.ObjectInfo, all bool, n int64) {
+	// Direct assignment: the names are already canonical. One backing array
+	// holds every value (one allocation, not one per header).
+	vals := make([]string, 0, 13)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	size := strconv.FormatInt(info.Size, 10)
+	set(HeaderSize, size)
+	if n != info.Size {
+		size = strconv.FormatInt(n, 10)
+	}
+	set("Content-Length", size)
+	set(HeaderChecksum, hex8(info.Checksum))
+	h["Content-Type"] = octetType
 	if !all {
 		return
 	}
-	h[HeaderID] = []string{string(info.ID)}
-	h[HeaderImportance] = []string{strconv.Itoa(info.Importance)}
-	h[HeaderPins] = []string{strconv.Itoa(info.Pins)}
-	h[HeaderLevel] = []string{info.Level.String()}
-	h[HeaderTier] = []string{info.Tier}
+	set(HeaderID, string(info.ID))
+	set(HeaderImportance, strconv.Itoa(info.Importance))
+	set(HeaderPins, strconv.Itoa(info.Pins))
+	set(HeaderLevel, info.Level.String())
+	set(HeaderTier, info.Tier)
 	if !info.Created.IsZero() {
-		h[HeaderCreated] = []string{info.Created.UTC().Format(time.RFC3339Nano)}
-		h["Last-Modified"] = []string{info.Created.UTC().Format(http.TimeFormat)}
+		set(HeaderCreated, info.Created.UTC().Format(time.RFC3339Nano))
+		set("Last-Modified", info.Created.UTC().Format(http.TimeFormat))
 	}
 	if !info.Accessed.IsZero() {
-		h[HeaderAccessed] = []string{info.Accessed.UTC().Format(time.RFC3339Nano)}
+		set(HeaderAccessed, info.Accessed.UTC().Format(time.RFC3339Nano))
 	}
-	h["Accept-Ranges"] = []string{"bytes"}
+	h["Accept-Ranges"] = bytesRanges
 }
+
+// Header values shared by every response that has them (Header.Set and Add
+// replace a slice, never write into it).
+var (
+	jsonType    = []string{"application/json"}
+	octetType   = []string{"application/octet-stream"}
+	bytesRanges = []string{"bytes"}
+)
 
 // hex8 formats a CRC-32C as 8 lower-case hex digits.
 func hex8(c uint32) string {
@@ -450,7 +469,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
-	if err := checkQuery(r.URL.Query()); err != nil {
+	if err := checkQuery(query(r)); err != nil {
 		return err
 	}
 	id, err := pathID(r, "get")
@@ -468,8 +487,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	setInfoHeaders(h, info, r.Method == http.MethodHead)
-	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	setInfoHeaders(h, info, r.Method == http.MethodHead, n)
 	status := http.StatusOK
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, info.Size))
@@ -555,7 +573,7 @@ func (s *Server) afterHeader(r *http.Request, id backend.ID, err error) error {
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
-	err := checkQuery(r.URL.Query())
+	err := checkQuery(query(r))
 	var id backend.ID
 	if err == nil {
 		id, err = pathID(r, "delete")
@@ -571,7 +589,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
-	err := checkQuery(r.URL.Query())
+	err := checkQuery(query(r))
 	var id backend.ID
 	if err == nil {
 		id, err = pathID(r, r.PathValue("action"))
@@ -610,7 +628,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q := query(r)
 	if err := checkQuery(q, "prefix", "after", "limit"); err != nil {
 		return err
 	}
@@ -648,7 +666,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	err := checkQuery(r.URL.Query())
+	err := checkQuery(query(r))
 	var st backend.Stats
 	if err == nil {
 		st, err = s.b.Stats(r.Context())
@@ -672,7 +690,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonType
 	return json.NewEncoder(w).Encode(v)
 }
 

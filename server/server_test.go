@@ -25,15 +25,35 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// start serves b on a loopback httptest server and returns a client of it.
-func start(t *testing.T, b backend.Backend) (*httptest.Server, *client.Client) {
+// testServer is a Server running its own connection loop (Serve) on a
+// loopback port.
+type testServer struct {
+	URL      string
+	Listener net.Listener
+}
+
+// start serves b with Serve on a loopback port and returns a client of it.
+// At cleanup the server shuts down and must return nil.
+func start(t *testing.T, b backend.Backend) (*testServer, *client.Client) {
 	t.Helper()
 	s, err := New(b, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln, 5*time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	ts := &testServer{URL: "http://" + ln.Addr().String(), Listener: ln}
 	c, err := client.New(ts.URL)
 	if err != nil {
 		t.Fatal(err)
