@@ -81,7 +81,7 @@ func benchMemory(ctx context.Context, r *report) error {
 	}
 	r.table("op", "ops/s", "ns/op", "cpu ns/op", "target ops/s")
 	r.row("4KiB put+get+delete", rate, 1e9/rate, cpuNs, 1e6)
-	r.note("cpu ns/op is the process's CPU time (all threads, GC included) per op: what the op costs when the machine is shared")
+	r.note("best of 3 rounds of 0.5 s; cpu ns/op is the process's CPU time (all threads, GC included) per op: what the op costs when the machine is shared")
 
 	// Go heap while the store holds 4 GiB of objects.
 	heap0 := heapInUse()
@@ -197,34 +197,42 @@ func measureGet(ctx context.Context, b backend.Backend, src []byte) (avg, p99 ti
 }
 
 // measurePGD returns put+get+delete triples per second on one goroutine, and
-// the process CPU time per triple in ns.
+// the process CPU time per triple in ns: the best of three rounds of half a
+// second each, so that a burst of load from elsewhere on a shared machine
+// does not decide the figure.
 func measurePGD(ctx context.Context, b backend.Backend, size int) (float64, float64, error) {
 	src := make([]byte, size)
 	ids := make([]backend.ID, 4096)
 	for i := range ids {
 		ids[i] = backend.ID(fmt.Sprintf("pgd-%d", i))
 	}
-	n := 0
-	cpu0 := cpuTime()
-	start := time.Now()
-	for time.Since(start) < time.Second {
-		for _, id := range ids {
-			if _, err := b.Put(ctx, id, src, backend.PutOptions{}); err != nil {
-				return 0, 0, err
+	bestRate, bestCPU := 0.0, 0.0
+	for range 3 {
+		n := 0
+		cpu0 := cpuTime()
+		start := time.Now()
+		for time.Since(start) < time.Second/2 {
+			for _, id := range ids {
+				if _, err := b.Put(ctx, id, src, backend.PutOptions{}); err != nil {
+					return 0, 0, err
+				}
+				obj, err := b.Get(ctx, id)
+				if err != nil {
+					return 0, 0, err
+				}
+				obj.Close()
+				if err := b.Delete(ctx, id); err != nil {
+					return 0, 0, err
+				}
 			}
-			obj, err := b.Get(ctx, id)
-			if err != nil {
-				return 0, 0, err
-			}
-			obj.Close()
-			if err := b.Delete(ctx, id); err != nil {
-				return 0, 0, err
-			}
+			n += len(ids)
 		}
-		n += len(ids)
+		wall, cpu := time.Since(start), cpuTime()-cpu0
+		if rate := float64(n) / wall.Seconds(); rate > bestRate {
+			bestRate, bestCPU = rate, float64(cpu.Nanoseconds())/float64(n)
+		}
 	}
-	wall, cpu := time.Since(start), cpuTime()-cpu0
-	return float64(n) / wall.Seconds(), float64(cpu.Nanoseconds()) / float64(n), nil
+	return bestRate, bestCPU, nil
 }
 
 // cpuTime returns the CPU time (user and system) the process has used.
