@@ -94,7 +94,16 @@ func runServerBench(ctx context.Context, r *report) error {
 		ways = append(ways, rw)
 	}
 
-	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "redis GB/s", "vs net/http", "vs redis")
+	// The floor: a bare Go RESP server in this process (see respfloor.go).
+	fw, stopFloor, err := startRESPFloor(ctx, int(srvSizes[len(srvSizes)-1]))
+	if err != nil {
+		return err
+	}
+	defer stopFloor()
+	ways = append(ways, fw)
+
+	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "go-resp GB/s", "redis GB/s",
+		"vs net/http", "vs go-resp", "vs redis")
 	type key struct {
 		way, op string
 		size    int64
@@ -131,12 +140,13 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 		for _, op := range []string{"put", "get"} {
 			ds, ph, rd := rates[key{"distore", op, size}], rates[key{"net/http", op, size}], rates[key{"redis", op, size}]
+			fl := rates[key{"go-resp", op, size}]
 			rdCell, vsRedis := "-", "-"
 			if rerr == nil {
 				rdCell, vsRedis = fmt.Sprintf("%.3g", rd[1]), fmt.Sprintf("%.2f", ratio(ds[0], rd[0]))
 			}
-			r.row(sizeName(size), op, clients, fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1], rdCell,
-				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), vsRedis)
+			r.row(sizeName(size), op, clients, fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1], fl[1], rdCell,
+				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), fmt.Sprintf("%.2f", ratio(ds[0], fl[0])), vsRedis)
 		}
 	}
 	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
@@ -147,6 +157,7 @@ func runServerBench(ctx context.Context, r *report) error {
 	} else {
 		r.note("redis: redis-server on loopback, no persistence, one RESP connection per client")
 	}
+	r.note("go-resp: a bare Go RESP server in this process, the same client as redis: the floor under any protocol a Go server in-process reaches here")
 	r.note("targets: 64MiB get >= 0.8x net/http; 1MiB >= 1.0x redis; 4KiB >= 0.8x redis ops/s (8 clients)")
 	return nil
 }
@@ -382,6 +393,7 @@ func (p *plainWay) get(ctx context.Context, worker, i int, buf []byte) ([]byte, 
 
 // redisWay speaks RESP to a redis-server, one connection per worker.
 type redisWay struct {
+	label string // "redis", or "go-resp" for the floor (respfloor.go)
 	addr  string
 	mu    sync.Mutex
 	conns map[int]*respConn
@@ -420,7 +432,7 @@ func startRedis(ctx context.Context) (*redisWay, func(), error) {
 		_ = cmd.Wait()
 		os.RemoveAll(dir)
 	}
-	rw := &redisWay{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conns: map[int]*respConn{}}
+	rw := &redisWay{label: "redis", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conns: map[int]*respConn{}}
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := rw.conn(0); err == nil {
 			break
@@ -433,7 +445,7 @@ func startRedis(ctx context.Context) (*redisWay, func(), error) {
 	return rw, func() { rw.close(); stop() }, nil
 }
 
-func (r *redisWay) name() string { return "redis" }
+func (r *redisWay) name() string { return r.label }
 
 func (r *redisWay) close() {
 	r.mu.Lock()
