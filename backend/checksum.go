@@ -2,7 +2,6 @@ package backend
 
 import (
 	"hash"
-	"hash/crc32"
 
 	"distore/internal/crc32c"
 )
@@ -14,7 +13,7 @@ func Checksum(data []byte) uint32 { return crc32c.Update(0, data) }
 func UpdateChecksum(crc uint32, data []byte) uint32 { return crc32c.Update(crc, data) }
 
 // NewChecksum returns a hash.Hash32 computing the CRC-32C, for streams.
-func NewChecksum() hash.Hash32 { return crc32.New(crc32c.Table) }
+func NewChecksum() hash.Hash32 { return crc32c.New() }
 
 // CopyChecksum copies src into dst (as copy does) and returns the CRC-32C of
 // the bytes copied, in one pass that reads each byte once; the checksum is of

@@ -230,3 +230,25 @@ func TestShiftKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestHashMatchesHashCRC32 writes the same stream, in uneven pieces, to New
+// and to crc32.New and compares every method's result.
+func TestHashMatchesHashCRC32(t *testing.T) {
+	p := testData(200000, 11)
+	h, want := New(), crc32.New(Table)
+	for off, step := 0, 1; off < len(p); off, step = off+step, step*3+7 {
+		end := min(off+step, len(p))
+		h.Write(p[off:end])
+		want.Write(p[off:end])
+		if h.Sum32() != want.Sum32() {
+			t.Fatalf("after %d bytes: Sum32 %#08x, want %#08x", end, h.Sum32(), want.Sum32())
+		}
+	}
+	if !bytes.Equal(h.Sum([]byte("x")), want.Sum([]byte("x"))) || h.Size() != want.Size() || h.BlockSize() != want.BlockSize() {
+		t.Fatalf("Sum/Size/BlockSize differ from hash/crc32")
+	}
+	h.Reset()
+	if h.Sum32() != 0 {
+		t.Fatalf("Reset left %#08x", h.Sum32())
+	}
+}
