@@ -21,6 +21,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,11 @@ type Client struct {
 	hc        *http.Client
 	ft        *fastTransport // hc's transport when the client made hc itself
 	expectMin int64
+	// own: ft can take the client's requests as ownReqs (plain http, a
+	// host and base path that need no checks nor escaping).
+	own      bool
+	host     string
+	basePath string // "" or "/path", no trailing slash
 }
 
 // Option configures a Client.
@@ -100,8 +106,23 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.hc == nil {
 		c.ft = newFastTransport(NewTransport())
 		c.hc = &http.Client{Transport: c.ft}
+		c.host = u.Host
+		c.basePath = strings.TrimPrefix(c.base, u.Scheme+"://"+u.Host)
+		c.own = u.Scheme == "http" && plainURLPart(c.host, ":.-") && plainURLPart(c.basePath, "/.-_~")
 	}
 	return c, nil
+}
+
+// plainURLPart reports whether s has only letters, digits and bytes of
+// extra, so that it goes into a request as it is.
+func plainURLPart(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // URL returns the server's base URL.
@@ -176,13 +197,16 @@ var codeSentinels = map[string]error{
 // respError reads an error response into an *Error and closes its body.
 func respError(op string, id backend.ID, resp *http.Response) error {
 	defer resp.Body.Close()
+	// The headers first: the fast transport's Header is only valid until the
+	// body is read to its end.
+	code, msg := resp.Header.Get(headerErrorCode), resp.Header.Get(headerErrorMsg)
 	var eb errorBody
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-		eb.Code = resp.Header.Get(headerErrorCode)
+		eb.Code = code
 		eb.Message = strings.TrimSpace(string(data))
 		if eb.Message == "" {
-			eb.Message = resp.Header.Get(headerErrorMsg)
+			eb.Message = msg
 		}
 		if eb.Message == "" {
 			eb.Message = http.StatusText(resp.StatusCode)
@@ -204,13 +228,98 @@ func respError(op string, id backend.ID, resp *http.Response) error {
 	return e
 }
 
-// objectURL is the URL of an object, with an optional sub-path.
-func (c *Client) objectURL(id backend.ID, sub string) string {
-	u := c.base + "/v1/objects/" + url.PathEscape(string(id))
-	if sub != "" {
-		u += "/" + sub
+// request is one of the client's requests on an object (or on all of them,
+// with no ID). With the client's own transport it goes out as an ownReq;
+// else as an http.Request.
+type request struct {
+	own     ownReq
+	nh      int  // headers set in own.hdr
+	putBody bool // a put's body, sent as PutReader always did
+}
+
+// newRequest returns a request for method on the object id (on the
+// collection when id is empty), with the sub-path sub. id must be valid
+// (checkID).
+func (c *Client) newRequest(ctx context.Context, method string, id backend.ID, sub string) request {
+	r := request{own: ownReq{ctx: ctx, method: method, host: c.host}}
+	r.own.path[0] = c.basePath
+	if id == "" {
+		r.own.path[1] = "/v1/objects"
+	} else {
+		// A valid ID needs no escaping (url.PathEscape returns it as it is).
+		r.own.path[1], r.own.path[2] = "/v1/objects/", url.PathEscape(string(id))
 	}
-	return u
+	if sub != "" {
+		r.own.path[3], r.own.path[4] = "/", sub
+	}
+	return r
+}
+
+// set sets a header (at most len(ownReq.hdr) of them, each once, names in
+// canonical form, values plain).
+func (r *request) set(name, value string) {
+	r.own.hdr[r.nh] = [2]string{name, value}
+	r.nh++
+}
+
+// expect reports whether r has an Expect header (the fallback transport's
+// business).
+func (r *request) expect() bool {
+	for _, h := range r.own.hdr[:r.nh] {
+		if h[0] == "Expect" {
+			return true
+		}
+	}
+	return false
+}
+
+// url returns the request's URL.
+func (r *request) url(c *Client) string {
+	return c.base + strings.Join(r.own.path[1:], "")
+}
+
+// sendRequest sends r.
+func (c *Client) sendRequest(r *request) (*http.Response, error) {
+	// A nil context, traces and Expect are http.Request's business.
+	if c.own && r.own.ctx != nil && httptrace.ContextClientTrace(r.own.ctx) == nil && !r.expect() {
+		resp, err := c.ft.do(&r.own, nil)
+		if err != nil {
+			return nil, &url.Error{Op: methodOp(r.own.method), URL: r.url(c), Err: err}
+		}
+		return resp, nil
+	}
+	body := r.own.body
+	if r.own.data != nil {
+		body = bytes.NewReader(r.own.data)
+	} else if _, ok := body.(*bytes.Reader); !ok && r.putBody {
+		body = io.LimitReader(body, r.own.size) // never send more than declared
+	}
+	req, err := http.NewRequestWithContext(r.own.ctx, r.own.method, r.url(c), body)
+	if err != nil {
+		return nil, err
+	}
+	if r.putBody {
+		size := r.own.size
+		req.ContentLength = size
+		if br, ok := body.(*bytes.Reader); ok && int64(br.Len()) == size && size > 0 {
+			req.Body = &bytesBody{br} // written whole (GetBody, from the reader, stays)
+		}
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for _, h := range r.own.hdr[:r.nh] {
+		req.Header.Set(h[0], h[1])
+	}
+	return c.send(req)
+}
+
+// methodOp is the Op of a url.Error of method, as http.Client says it.
+func methodOp(m string) string {
+	if m == "" {
+		m = http.MethodGet
+	}
+	return m[:1] + strings.ToLower(m[1:])
 }
 
 // send sends req. With the client's own transport it skips http.Client,
@@ -225,11 +334,7 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		m := req.Method
-		if m == "" {
-			m = http.MethodGet
-		}
-		return nil, &url.Error{Op: m[:1] + strings.ToLower(m[1:]), URL: req.URL.String(), Err: err}
+		return nil, &url.Error{Op: methodOp(req.Method), URL: req.URL.String(), Err: err}
 	}
 	return resp, nil
 }
@@ -237,6 +342,17 @@ func (c *Client) send(req *http.Request) (*http.Response, error) {
 // do sends req and returns the response if its status is one of ok.
 func (c *Client) do(op string, id backend.ID, req *http.Request, ok ...int) (*http.Response, error) {
 	resp, err := c.send(req)
+	return checkResponse(op, id, resp, err, ok...)
+}
+
+// doRequest is do for a request.
+func (c *Client) doRequest(op string, id backend.ID, r *request, ok ...int) (*http.Response, error) {
+	resp, err := c.sendRequest(r)
+	return checkResponse(op, id, resp, err, ok...)
+}
+
+// checkResponse returns resp if its status is one of ok, else the error.
+func checkResponse(op string, id backend.ID, resp *http.Response, err error, ok ...int) (*http.Response, error) {
 	if err != nil {
 		if id == "" {
 			return nil, fmt.Errorf("distore client: %s: %w", op, err)
@@ -262,49 +378,41 @@ func checkID(op string, id backend.ID) error {
 // Put stores data and returns the object's info (its ID, when the server
 // chose it).
 func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (backend.ObjectInfo, error) {
-	return c.PutReader(ctx, bytes.NewReader(data), int64(len(data)), opts)
+	return c.put(ctx, nil, data, int64(len(data)), opts)
 }
 
 // PutReader stores exactly size bytes read from r, streaming them. If r ends
 // early or the context ends, the server stores nothing.
 func (c *Client) PutReader(ctx context.Context, r io.Reader, size int64, opts PutOptions) (backend.ObjectInfo, error) {
+	return c.put(ctx, r, nil, size, opts)
+}
+
+// put is Put (data, r nil) and PutReader (r).
+func (c *Client) put(ctx context.Context, r io.Reader, data []byte, size int64, opts PutOptions) (backend.ObjectInfo, error) {
 	var info backend.ObjectInfo
 	if size < 0 {
 		return info, &Error{Op: "put", ID: opts.ID, Status: http.StatusBadRequest, Code: "invalid_argument",
 			Message: fmt.Sprintf("size %d is negative", size), err: backend.ErrInvalidArgument}
 	}
-	method, u := http.MethodPost, c.base+"/v1/objects"
+	method := http.MethodPost
 	if opts.ID != "" {
 		if err := checkID("put", opts.ID); err != nil {
 			return info, err
 		}
-		method, u = http.MethodPut, c.objectURL(opts.ID, "")
+		method = http.MethodPut
 	}
-	body := r
-	if _, ok := r.(*bytes.Reader); !ok {
-		body = io.LimitReader(r, size) // never send more than declared
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return info, fmt.Errorf("distore client: put: %w", err)
-	}
-	req.ContentLength = size
-	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size && size > 0 {
-		req.Body = &bytesBody{br} // written whole (GetBody, from the reader, stays)
-	}
-	if size == 0 {
-		req.Body = http.NoBody
-	}
+	req := c.newRequest(ctx, method, opts.ID, "")
+	req.own.body, req.own.data, req.own.size, req.putBody = r, data, size, true
 	if opts.Importance != 0 {
-		req.Header.Set(headerImportance, strconv.Itoa(opts.Importance))
+		req.set(headerImportance, strconv.Itoa(opts.Importance))
 	}
 	if opts.Checksum != 0 {
-		req.Header.Set(headerChecksum, fmt.Sprintf("%08x", opts.Checksum))
+		req.set(headerChecksum, fmt.Sprintf("%08x", opts.Checksum))
 	}
 	if c.expectMin >= 0 && size >= c.expectMin {
-		req.Header.Set("Expect", "100-continue")
+		req.set("Expect", "100-continue")
 	}
-	resp, err := c.do("put", opts.ID, req, http.StatusCreated)
+	resp, err := c.doRequest("put", opts.ID, &req, http.StatusCreated)
 	if err != nil {
 		return info, err
 	}
@@ -325,12 +433,11 @@ func (c *Client) Get(ctx context.Context, id backend.ID) ([]byte, error) {
 // across calls saves an allocation and the page faults of fresh memory per
 // object, which matters for large objects read in a loop.
 func (c *Client) GetInto(ctx context.Context, id backend.ID, buf []byte) ([]byte, error) {
-	rc, err := c.GetReader(ctx, id, 0, -1)
+	rc, n, err := c.getBody(ctx, id, 0, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	n := rc.(*objectReader).size
 	if int64(cap(buf)) >= n {
 		buf = buf[:n]
 	} else {
@@ -346,38 +453,44 @@ func (c *Client) GetInto(ctx context.Context, id backend.ID, buf []byte) ([]byte
 // the end). The caller closes the reader. The reader fails with
 // io.ErrUnexpectedEOF if the connection ends before the range does.
 func (c *Client) GetReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
-	if err := checkID("get", id); err != nil {
+	body, size, err := c.getBody(ctx, id, offset, length)
+	if err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
-			Message: fmt.Sprintf("offset %d length %d", offset, length), err: backend.ErrInvalidArgument}
+	return &objectReader{ReadCloser: body, size: size}, nil
+}
+
+// getBody is GetReader's body and its size, without a wrapper to allocate.
+func (c *Client) getBody(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, int64, error) {
+	if err := checkID("get", id); err != nil {
+		return nil, 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.objectURL(id, ""), nil)
-	if err != nil {
-		return nil, fmt.Errorf("distore client: get: %w", err)
+	if offset < 0 || length < -1 {
+		return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
+			Message: fmt.Sprintf("offset %d length %d", offset, length), err: backend.ErrInvalidArgument}
 	}
 	if length == 0 {
 		// HTTP cannot ask for zero bytes; check the range with HEAD instead.
 		info, err := c.Info(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if offset > info.Size {
-			return nil, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
+			return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
 				Message: fmt.Sprintf("offset %d is past the object's %d bytes", offset, info.Size), err: backend.ErrInvalidArgument}
 		}
-		return &objectReader{ReadCloser: http.NoBody}, nil
+		return http.NoBody, 0, nil
 	}
+	req := c.newRequest(ctx, http.MethodGet, id, "")
 	switch {
 	case length > 0:
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+		req.set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	case offset > 0:
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		req.set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	resp, err := c.send(req)
+	resp, err := c.sendRequest(&req)
 	if err != nil {
-		return nil, fmt.Errorf("distore client: get %q: %w", string(id), err)
+		return nil, 0, fmt.Errorf("distore client: get %q: %w", string(id), err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && length == -1 &&
@@ -385,21 +498,25 @@ func (c *Client) GetReader(ctx context.Context, id backend.ID, offset, length in
 		// Reading from the very end gives nothing, as backend.OpenReader does;
 		// HTTP has no way to ask for it.
 		resp.Body.Close()
-		return &objectReader{ReadCloser: http.NoBody}, nil
+		return http.NoBody, 0, nil
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
-		return nil, respError("get", id, resp)
+		return nil, 0, respError("get", id, resp)
 	}
 	if length > 0 && resp.ContentLength != length {
 		resp.Body.Close()
-		return nil, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
+		return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
 			Message: fmt.Sprintf("asked %d bytes from offset %d, the object has %d there", length, offset, resp.ContentLength),
 			err:     backend.ErrInvalidArgument}
 	}
 	if resp.ContentLength < 0 {
 		resp.Body.Close()
-		return nil, fmt.Errorf("distore client: get %q: reply without Content-Length", string(id))
+		return nil, 0, fmt.Errorf("distore client: get %q: reply without Content-Length", string(id))
 	}
-	return &objectReader{ReadCloser: resp.Body, size: resp.ContentLength}, nil
+	if resp.ContentLength == 0 {
+		resp.Body.Close() // the connection goes back now, read or not
+		return http.NoBody, 0, nil
+	}
+	return resp.Body, resp.ContentLength, nil
 }
 
 // objectReader is a response body of known size.
@@ -417,15 +534,12 @@ func (c *Client) Info(ctx context.Context, id backend.ID) (backend.ObjectInfo, e
 	if err := checkID("info", id); err != nil {
 		return info, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.objectURL(id, ""), nil)
-	if err != nil {
-		return info, fmt.Errorf("distore client: info: %w", err)
-	}
-	resp, err := c.do("info", id, req, http.StatusOK)
+	req := c.newRequest(ctx, http.MethodHead, id, "")
+	resp, err := c.doRequest("info", id, &req, http.StatusOK)
 	if err != nil {
 		return info, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close() // after parseInfo: the Header may be the connection's
 	return parseInfo(id, resp.Header)
 }
 
@@ -460,15 +574,19 @@ func parseInfo(id backend.ID, h http.Header) (backend.ObjectInfo, error) {
 		}
 		info.Checksum = uint32(c)
 	}
-	for name, t := range map[string]*time.Time{headerCreated: &info.Created, headerAccessed: &info.Accessed} {
-		if v := h.Get(name); v != "" {
-			tm, err := time.Parse(time.RFC3339Nano, v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("header %s: %w", name, err))
-			}
-			*t = tm
+	when := func(name string) time.Time {
+		v := h.Get(name)
+		if v == "" {
+			return time.Time{}
 		}
+		tm, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("header %s: %w", name, err))
+		}
+		return tm
 	}
+	info.Created = when(headerCreated)
+	info.Accessed = when(headerAccessed)
 	if err := errors.Join(errs...); err != nil {
 		return info, fmt.Errorf("distore client: info %q: bad reply: %w", string(id), err)
 	}
@@ -480,11 +598,8 @@ func (c *Client) simple(ctx context.Context, op, method string, id backend.ID, s
 	if err := checkID(op, id); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.objectURL(id, sub), nil)
-	if err != nil {
-		return fmt.Errorf("distore client: %s: %w", op, err)
-	}
-	resp, err := c.do(op, id, req, http.StatusNoContent)
+	req := c.newRequest(ctx, method, id, sub)
+	resp, err := c.doRequest(op, id, &req, http.StatusNoContent)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,11 @@ func decodeInfo(r io.Reader, info *backend.ObjectInfo) error {
 		*info = fast
 		return nil
 	}
-	return json.NewDecoder(io.MultiReader(bytes.NewReader(buf), r)).Decode(info)
+	// Decoded apart, so that info does not escape on the fast path.
+	slow := new(backend.ObjectInfo)
+	err := json.NewDecoder(io.MultiReader(bytes.NewReader(buf), r)).Decode(slow)
+	*info = *slow
+	return err
 }
 
 // replyBufs hold put replies while they are parsed (the parser keeps no

@@ -37,6 +37,7 @@ type fconn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	hp        headParser // one response at a time on a connection
 }
 
 // staleAfter: a connection idle longer than this is probed before a
@@ -79,19 +80,44 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		(req.Body != nil && req.Body != http.NoBody && req.ContentLength <= 0) {
 		return t.fallback.RoundTrip(req)
 	}
-	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead
+	r := ownReq{ctx: req.Context(), method: req.Method, host: req.URL.Host, size: req.ContentLength}
+	if req.Body != nil {
+		r.body = req.Body
+	}
+	return t.do(&r, req)
+}
+
+// ownReq is a request the client builds itself, which the transport writes
+// without an http.Request (whose URL parsing and allocations cost a good part
+// of a small round trip). The client makes sure that it is plain: method,
+// path and headers need no checks nor escaping, the host is a plain
+// host:port, the context carries no httptrace.
+type ownReq struct {
+	ctx    context.Context
+	method string
+	host   string
+	path   [5]string    // the request-URI, in pieces
+	hdr    [3][2]string // more headers, name and value; unused ones have no name
+	body   io.Reader    // nil: none (or data)
+	data   []byte       // the body, when body is nil
+	size   int64        // the body's length
+}
+
+// do runs r: written as req if that is set (RoundTrip), else as an ownReq.
+func (t *fastTransport) do(r *ownReq, req *http.Request) (*http.Response, error) {
+	idempotent := r.method == http.MethodGet || r.method == http.MethodHead
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.conn(req.Context(), req.URL.Host, !idempotent)
+		c, reused, err := t.conn(r.ctx, r.host, !idempotent)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.roundTrip(c, req)
+		resp, err := t.roundTrip(c, r, req)
 		if err == nil {
 			return resp, nil
 		}
 		// A reused connection the server had closed: one retry of a request
 		// that has no side effects, on a fresh connection.
-		if reused && idempotent && attempt == 0 && req.Body == nil && req.Context().Err() == nil {
+		if reused && idempotent && attempt == 0 && r.body == nil && r.data == nil && r.ctx.Err() == nil {
 			continue
 		}
 		return nil, err
@@ -151,8 +177,8 @@ var longAgo = time.Unix(1, 0)
 
 func noStop() bool { return true }
 
-func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+func (t *fastTransport) roundTrip(c *fconn, r *ownReq, req *http.Request) (*http.Response, error) {
+	ctx := r.ctx
 	// Cancellation breaks the connection's pending I/O; the connection is
 	// then not reused.
 	stop := noStop // a context that cannot end needs no watch
@@ -168,19 +194,24 @@ func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, 
 		return nil, err
 	}
 	var werr chan error
-	if req.ContentLength > asyncBody {
+	if r.size > asyncBody {
 		werr = make(chan error, 1)
+		ra := *r // the writer's copy: r itself can stay on the caller's stack
 		go func() {
-			err := writeRequest(c.bw, req)
+			err := c.write(&ra, req)
 			if err != nil {
 				c.nc.Close() // the server would wait for the rest of the body
 			}
 			werr <- err
 		}()
-	} else if err := writeRequest(c.bw, req); err != nil {
+	} else if err := c.write(r, req); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(c.br, req)
+	// The Response and its body come in one allocation; the Header is the
+	// connection's, valid until the body is closed or read to its end (when
+	// the connection goes back to the pool).
+	fr := &fastResp{}
+	resp, err := c.hp.readResponse(c.br, r.method, req, &fr.resp)
 	if err != nil {
 		if werr != nil {
 			c.nc.Close() // unblocks the writer
@@ -201,21 +232,42 @@ func (t *fastTransport) roundTrip(c *fconn, req *http.Request) (*http.Response, 
 		// the writer, and keep the connection if it got it all out.
 		reusable = <-werr == nil && reusable
 	}
-	done := func(ok bool) {
-		if stop() && ok && reusable {
-			t.put(req.URL.Host, c)
-			return
-		}
-		c.nc.Close()
-	}
-	if resp.ContentLength == 0 || req.Method == http.MethodHead {
-		resp.Body.Close()
-		resp.Body = http.NoBody
-		done(true)
-		return resp, nil
-	}
-	resp.Body = &fastBody{rc: resp.Body, done: done, ctx: ctx}
+	fr.attach(resp, r.method, fastBody{t: t, c: c, host: r.host, ctx: ctx, stop: stop, reusable: reusable})
 	return resp, nil
+}
+
+// fastResp is a response read by the fast transport with its body.
+type fastResp struct {
+	resp http.Response
+	body fastBody
+}
+
+// attach makes b, set to read what is left of resp's body, resp's Body. resp
+// is fr.resp (read by the fast path: b reads ContentLength bytes from the
+// connection) or http.ReadResponse's (b reads its Body).
+func (fr *fastResp) attach(resp *http.Response, method string, b fastBody) {
+	switch {
+	case resp.ContentLength == 0 || method == http.MethodHead:
+		if resp != &fr.resp {
+			resp.Body.Close()
+		}
+		// Nothing to read; the connection goes back when the body is
+		// closed (or read), as the Header may be the connection's.
+	case resp == &fr.resp:
+		b.n = resp.ContentLength
+	default:
+		b.rc = resp.Body
+	}
+	fr.body = b
+	resp.Body = &fr.body
+}
+
+// write writes the request: req if set, else r.
+func (c *fconn) write(r *ownReq, req *http.Request) error {
+	if req != nil {
+		return writeRequest(c.bw, req)
+	}
+	return writeOwn(c.bw, r)
 }
 
 // writeRequest writes req (its body closed after) and flushes.
@@ -318,6 +370,57 @@ func writePlain(bw *bufio.Writer, req *http.Request) error {
 	return err
 }
 
+// writeOwn writes r (as writePlain would the same request) and flushes.
+func writeOwn(bw *bufio.Writer, r *ownReq) error {
+	bw.WriteString(r.method)
+	bw.WriteByte(' ')
+	for _, p := range r.path {
+		bw.WriteString(p)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.host)
+	bw.WriteString("\r\nUser-Agent: Go-http-client/1.1\r\n")
+	if r.size > 0 || (r.size == 0 && (r.method == http.MethodPost || r.method == http.MethodPut || r.method == http.MethodPatch)) {
+		bw.WriteString("Content-Length: ")
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.size, 10))
+		bw.WriteString("\r\n")
+	}
+	for _, h := range r.hdr {
+		if h[0] != "" {
+			bw.WriteString(h[0])
+			bw.WriteString(": ")
+			bw.WriteString(h[1])
+			bw.WriteString("\r\n")
+		}
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if r.body == nil && r.size > 0 {
+		if int64(len(r.data)) != r.size {
+			return fmt.Errorf("http: ContentLength=%d with Body length %d", r.size, len(r.data))
+		}
+		if _, err := bw.Write(r.data); err != nil { // big bodies go to the socket in one write
+			return err
+		}
+	} else if r.size > 0 {
+		var n int64
+		var err error
+		if b, ok := r.body.(*bytes.Reader); ok && int64(b.Len()) == r.size {
+			n, err = b.WriteTo(bw) // whole: big bodies go to the socket in one write
+		} else {
+			n, err = io.Copy(bw, io.LimitReader(r.body, r.size))
+		}
+		if err == nil && n != r.size {
+			err = fmt.Errorf("http: ContentLength=%d with Body length %d", r.size, n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
 // validHeaderName reports whether k is a header field name (an RFC 9110
 // token).
 func validHeaderName(k string) bool {
@@ -340,21 +443,55 @@ type bytesBody struct{ *bytes.Reader }
 func (bytesBody) Close() error { return nil }
 
 // fastBody returns the connection to the pool once the body is read to its
-// end, and closes it if the body is closed early.
+// end (or closed there), and closes it if the body is closed early. It reads
+// n bytes from the connection, or rc (http.ReadResponse's body) when set.
 type fastBody struct {
-	rc       io.ReadCloser
-	done     func(ok bool)
+	t        *fastTransport
+	c        *fconn
+	host     string
 	ctx      context.Context
+	stop     func() bool
+	reusable bool
+	rc       io.ReadCloser
+	n        int64
 	finished bool
+}
+
+// done gives the connection back (ok: the body was read to its end) or
+// closes it.
+func (b *fastBody) done(ok bool) {
+	b.finished = true
+	if b.stop() && ok && b.reusable {
+		b.t.put(b.host, b.c)
+		return
+	}
+	b.c.nc.Close()
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
 	if b.finished {
 		return 0, io.EOF
 	}
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else if b.n == 0 {
+		err = io.EOF
+	} else {
+		if int64(len(p)) > b.n {
+			p = p[:b.n]
+		}
+		n, err = b.c.br.Read(p)
+		b.n -= int64(n)
+		switch {
+		case b.n == 0:
+			err = io.EOF // at once, as net/http's body does
+		case err == io.EOF:
+			err = io.ErrUnexpectedEOF
+		}
+	}
 	if err != nil {
-		b.finished = true
 		b.done(err == io.EOF)
 		if err != io.EOF && b.ctx.Err() != nil {
 			err = b.ctx.Err() // the deadline broke the read, say so
@@ -367,9 +504,12 @@ func (b *fastBody) Read(p []byte) (int, error) {
 // nothing then reports EOF without touching the connection).
 func (b *fastBody) Close() error {
 	if !b.finished {
-		b.finished = true
-		_, err := b.rc.Read(nil)
-		b.done(err == io.EOF)
+		if b.rc != nil {
+			_, err := b.rc.Read(nil)
+			b.done(err == io.EOF)
+		} else {
+			b.done(b.n == 0)
+		}
 	}
 	return nil
 }

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,5 +145,131 @@ func TestContextCancel(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v does not say the deadline passed", err)
+	}
+}
+
+// TestConcurrentSmall: many goroutines share connections; every reply is
+// read whole and right (the fast transport reuses one Header per connection,
+// which must not leak from one reply into another).
+func TestConcurrentSmall(t *testing.T) {
+	ctx := context.Background()
+	ts, _ := newServer(t, "64MiB")
+	c, _ := client.New(ts.URL)
+	defer c.Close()
+	const n = 16
+	errs := make(chan error, n)
+	for g := range n {
+		go func() {
+			errs <- func() error {
+				id := backend.ID("g" + string(rune('a'+g)))
+				data := bytes.Repeat([]byte{byte(g)}, 100*g+1)
+				for i := range 100 {
+					if info, err := c.Put(ctx, data, client.PutOptions{ID: id, Importance: g}); err != nil || info.Size != int64(len(data)) || info.ID != id {
+						return fmt.Errorf("put %s: %+v, %v", id, info, err)
+					}
+					if info, err := c.Info(ctx, id); err != nil || info.Size != int64(len(data)) || info.ID != id || info.Importance != g {
+						return fmt.Errorf("info %s: %+v, %v", id, info, err)
+					}
+					if got, err := c.Get(ctx, id); err != nil || !bytes.Equal(got, data) {
+						return fmt.Errorf("get %s (%d): %d bytes, %v", id, i, len(got), err)
+					}
+					var e *client.Error
+					if _, err := c.Put(ctx, data, client.PutOptions{ID: id}); !errors.As(err, &e) || e.Code != "exists" || e.ID != id {
+						return fmt.Errorf("put of a taken ID %s: %v", id, err)
+					}
+					if err := c.Delete(ctx, id); err != nil {
+						return fmt.Errorf("delete %s: %v", id, err)
+					}
+					if _, err := c.Info(ctx, id); !errors.Is(err, backend.ErrNotFound) {
+						return fmt.Errorf("info of deleted %s: %v", id, err)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRequestPaths: the client's own requests (written without an
+// http.Request) and the ones it sends as http.Requests (another http.Client,
+// an httptrace in the context, Expect: 100-continue) do the same.
+func TestRequestPaths(t *testing.T) {
+	ts, _ := newServer(t, "64MiB")
+	traced := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{})
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		opts []client.Option
+	}{
+		{"own", context.Background(), nil},
+		{"http.Client", context.Background(), []client.Option{client.WithHTTPClient(&http.Client{Transport: client.NewTransport()})}},
+		{"httptrace", traced, nil},
+		{"expect", context.Background(), []client.Option{client.WithExpectContinue(1)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := tc.ctx
+			id := backend.ID("p-" + strings.ReplaceAll(tc.name, ".", "-"))
+			c, err := client.New(ts.URL, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			data := []byte("0123456789")
+			sum := backend.Checksum(data)
+			if info, err := c.Put(ctx, data, client.PutOptions{ID: id, Importance: 7, Checksum: sum}); err != nil || info.Size != 10 || info.ID != id {
+				t.Fatalf("put: %+v, %v", info, err)
+			}
+			if _, err := c.Put(ctx, data, client.PutOptions{ID: id + "x", Checksum: sum + 1}); !errors.Is(err, backend.ErrCorrupt) {
+				t.Fatalf("put with a wrong checksum: %v", err)
+			}
+			info, err := c.PutReader(ctx, strings.NewReader("abcdefgh-and-more"), 8, client.PutOptions{})
+			if err != nil || info.Size != 8 || info.ID == "" {
+				t.Fatalf("put of a reader: %+v, %v", info, err)
+			}
+			if got, err := c.Get(ctx, info.ID); err != nil || string(got) != "abcdefgh" {
+				t.Fatalf("get: %q, %v", got, err)
+			}
+			if info, err := c.Put(ctx, nil, client.PutOptions{ID: id + "0"}); err != nil || info.Size != 0 {
+				t.Fatalf("empty put: %+v, %v", info, err)
+			}
+			if got, err := c.Get(ctx, id+"0"); err != nil || len(got) != 0 {
+				t.Fatalf("empty get: %q, %v", got, err)
+			}
+			rc, err := c.GetReader(ctx, id, 3, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := io.ReadAll(rc); err != nil || string(got) != "3456" {
+				t.Fatalf("ranged get: %q, %v", got, err)
+			}
+			rc.Close()
+			if err := c.Pin(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			info, err = c.Info(ctx, id)
+			if err != nil || info.Size != 10 || info.Importance != 7 || info.Pins != 1 || info.Checksum != sum || info.Created.IsZero() {
+				t.Fatalf("info: %+v, %v", info, err)
+			}
+			if err := c.Delete(ctx, id); !errors.Is(err, backend.ErrPinned) {
+				t.Fatalf("delete of a pinned object: %v", err)
+			}
+			if err := c.Unpin(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Info(ctx, id); !errors.Is(err, backend.ErrNotFound) {
+				t.Fatalf("info of a deleted object: %v", err)
+			}
+			if _, err := c.Get(ctx, id); !errors.Is(err, backend.ErrNotFound) {
+				t.Fatalf("get of a deleted object: %v", err)
+			}
+		})
 	}
 }

@@ -203,6 +203,7 @@ type conn struct {
 	resp   response    // the response of the current request
 	body   reqBody     // the request body of the current request
 	hdr    http.Header // the response header map, cleared for each request
+	rp     reqParser   // the fast path's parser, with its reused request parts
 	rd     time.Time   // the read deadline in force, as set through setReadDeadline
 
 	// The watch: a handler that runs longer than watchDelay, once the
@@ -409,12 +410,20 @@ func headerBuffered(br *bufio.Reader) bool {
 // another; linger: close with a linger (input may be left unread).
 func (c *conn) serveOne() (keep, linger bool) {
 	br := c.b.br
+	var req *http.Request
+	fast := false
 	if c.cr.hasByte || !headerBuffered(br) {
 		c.setReadDeadline(time.Now().Add(c.l.headerTimeout))
+	} else {
+		// The whole head is here: parse the common ones without net/http.
+		req, fast = c.rp.parse(br)
 	}
-	c.cr.setLimit(maxHeaderBytes)
-	req, err := http.ReadRequest(br)
-	c.cr.limited = false
+	var err error
+	if !fast {
+		c.cr.setLimit(maxHeaderBytes)
+		req, err = http.ReadRequest(br)
+		c.cr.limited = false
+	}
 	if err != nil {
 		switch {
 		case c.cr.hit:
@@ -447,6 +456,9 @@ func (c *conn) serveOne() (keep, linger bool) {
 
 	ctx, cancel := context.WithCancel(c.base)
 	defer cancel()
+	// WithContext copies the request: for a fast-path one, that copy is the
+	// request's own, and c.rp's stays the parser's. (The copy is the only
+	// way to set a context on a built request.)
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remote
 	// The response, its header map and the body wrapper are the

@@ -1,0 +1,336 @@
+package server
+
+// A fast path for reading the common request heads. http.ReadRequest costs
+// about ten allocations per request (a textproto reader's line copies, a
+// header map, a value slice, a URL, a request, a body); a small request's
+// head is usually all in the read buffer already, so the loop parses it
+// there, into a header map and URL that the connection reuses. Anything out
+// of the ordinary is left to http.ReadRequest, on the untouched buffer.
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+)
+
+// maxFastHeaders is the most header lines the fast path takes.
+const maxFastHeaders = 64
+
+// How the fast path treats a header it knows.
+const (
+	hPlain = iota
+	hHost
+	hContentLength
+	hFallback // net/http gives it meaning beyond a header: its business
+)
+
+// knownHeaders are header names the fast path has without canonicalizing.
+var knownHeaders = [...]struct {
+	name string
+	kind int
+}{
+	{"Host", hHost}, {"User-Agent", hPlain}, {"Accept", hPlain}, {"Accept-Encoding", hPlain},
+	{"Content-Length", hContentLength}, {"Content-Type", hPlain}, {"Connection", hPlain},
+	{"Expect", hPlain}, {"Range", hPlain}, {"Authorization", hPlain}, {"Cache-Control", hPlain},
+	{"If-Match", hPlain}, {"If-None-Match", hPlain}, {"If-Modified-Since", hPlain}, {"Keep-Alive", hPlain},
+	{HeaderImportance, hPlain}, {HeaderChecksum, hPlain}, {HeaderID, hPlain},
+	{"Transfer-Encoding", hFallback}, {"Trailer", hFallback}, {"Pragma", hFallback}, {"Te", hFallback}, {"Upgrade", hFallback},
+}
+
+// headerField is one header line's name and value, as offsets into the head.
+type headerField struct {
+	known  int // index in knownHeaders, -1 if none
+	ns, ne int
+	vs, ve int
+}
+
+// reqParser parses request heads for one connection, reusing its header
+// map, URL and value storage from request to request. Handlers must not keep
+// a request's Header or URL past the request (as with any reused buffer).
+type reqParser struct {
+	req    http.Request
+	url    url.URL
+	hdr    http.Header
+	vals   []string
+	fields []headerField
+	body   fastBody
+}
+
+// parse reads the request head at the start of br's buffer. ok false: the
+// head is not wholly buffered or not one the fast path takes; br is then
+// untouched, for http.ReadRequest. The request returned is p's own, valid
+// until the next parse.
+func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
+	buf, _ := br.Peek(br.Buffered())
+
+	// Request line: METHOD SP /target SP HTTP/1.x CRLF.
+	eol := bytes.IndexByte(buf, '\n')
+	if eol < 1 || buf[eol-1] != '\r' {
+		return nil, false
+	}
+	line := buf[:eol-1]
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
+		return nil, false
+	}
+	var method string
+	switch string(line[:sp]) {
+	case http.MethodGet:
+		method = http.MethodGet
+	case http.MethodHead:
+		method = http.MethodHead
+	case http.MethodPut:
+		method = http.MethodPut
+	case http.MethodPost:
+		method = http.MethodPost
+	case http.MethodDelete:
+		method = http.MethodDelete
+	default:
+		return nil, false
+	}
+	ts := sp + 1
+	sp2 := bytes.IndexByte(line[ts:], ' ')
+	if sp2 < 1 || line[ts] != '/' {
+		return nil, false // no target, or not origin-form
+	}
+	te := ts + sp2
+	var minor int
+	switch string(line[te+1:]) {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+		minor = 0
+	default:
+		return nil, false
+	}
+	plainPath := true
+	for _, c := range line[ts:te] {
+		if !pathByte(c) {
+			plainPath = false
+			break
+		}
+	}
+
+	// Header lines: name ":" OWS value OWS CRLF, up to an empty line.
+	p.fields = p.fields[:0]
+	pos := eol + 1
+	hostSeen, clSeen := false, false
+	for {
+		n := bytes.IndexByte(buf[pos:], '\n')
+		if n < 1 || buf[pos+n-1] != '\r' {
+			return nil, false // not all buffered, or a bare LF
+		}
+		end := pos + n - 1 // the line is buf[pos:end]
+		if end == pos {
+			pos += 2
+			break
+		}
+		if len(p.fields) == maxFastHeaders {
+			return nil, false
+		}
+		colon := bytes.IndexByte(buf[pos:end], ':')
+		if colon < 1 {
+			return nil, false // no name, no colon, or an obs-fold (it starts with a space)
+		}
+		f := headerField{known: -1, ns: pos, ne: pos + colon, vs: pos + colon + 1, ve: end}
+		for _, c := range buf[f.ns:f.ne] {
+			if !tokenByte(c) {
+				return nil, false
+			}
+		}
+		for _, c := range buf[f.vs:f.ve] {
+			if (c < ' ' && c != '\t') || c >= 0x7f {
+				return nil, false
+			}
+		}
+		for f.vs < f.ve && (buf[f.vs] == ' ' || buf[f.vs] == '\t') {
+			f.vs++
+		}
+		for f.ve > f.vs && (buf[f.ve-1] == ' ' || buf[f.ve-1] == '\t') {
+			f.ve--
+		}
+		f.known = knownHeader(buf[f.ns:f.ne])
+		kind := hPlain
+		if f.known >= 0 {
+			kind = knownHeaders[f.known].kind
+		}
+		switch kind {
+		case hFallback:
+			return nil, false
+		case hHost:
+			if hostSeen {
+				return nil, false
+			}
+			hostSeen = true
+		case hContentLength:
+			if clSeen {
+				return nil, false
+			}
+			clSeen = true
+		}
+		p.fields = append(p.fields, f)
+		pos += n + 1
+	}
+
+	// One string for all the head's strings.
+	head := string(buf[:pos])
+	var u *url.URL
+	target := head[ts:te]
+	if plainPath {
+		p.url = url.URL{Path: target}
+		u = &p.url
+	} else {
+		var err error
+		if u, err = url.ParseRequestURI(target); err != nil {
+			return nil, false
+		}
+	}
+	if p.hdr == nil {
+		p.hdr = make(http.Header, 8)
+		p.vals = make([]string, maxFastHeaders)
+	}
+	clear(p.hdr)
+	h := p.hdr
+	var cl int64
+	for i, f := range p.fields {
+		v := head[f.vs:f.ve]
+		var key string
+		if f.known >= 0 {
+			key = knownHeaders[f.known].name
+		} else {
+			key = textproto.CanonicalMIMEHeaderKey(head[f.ns:f.ne])
+		}
+		if f.known >= 0 && knownHeaders[f.known].kind == hContentLength {
+			n, err := strconv.ParseUint(v, 10, 63)
+			if err != nil {
+				return nil, false
+			}
+			cl = int64(n)
+		}
+		if vv, dup := h[key]; dup {
+			h[key] = append(vv, v)
+		} else {
+			p.vals[i] = v
+			h[key] = p.vals[i : i+1 : i+1]
+		}
+	}
+	conn := h["Connection"]
+	closing := hasToken(conn, "close")
+	if minor == 0 && !closing {
+		closing = !hasToken(conn, "keep-alive")
+	}
+	// As http.ReadRequest: the Host header is the request's Host, not in
+	// its Header.
+	var host string
+	if hv := h["Host"]; len(hv) > 0 {
+		host = hv[0]
+		delete(h, "Host")
+	}
+	var body io.ReadCloser = http.NoBody
+	if cl > 0 {
+		p.body = fastBody{br: br, n: cl}
+		body = &p.body
+	}
+	proto := "HTTP/1.1"
+	if minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	p.req = http.Request{
+		Method: method, URL: u, Proto: proto, ProtoMajor: 1, ProtoMinor: minor,
+		Header: h, Body: body, ContentLength: cl, Close: closing, Host: host, RequestURI: target,
+	}
+	_, _ = br.Discard(pos)
+	return &p.req, true
+}
+
+// knownHeader returns name's index in knownHeaders, -1 if none.
+func knownHeader(name []byte) int {
+	for i, k := range knownHeaders {
+		if len(k.name) == len(name) && asciiEqualFold(name, k.name) {
+			return i
+		}
+	}
+	return -1
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	for i, c := range b {
+		if lower(c) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// tokenByte reports whether c may be in a header name (RFC 9110 tchar).
+func tokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// pathByte reports whether c is one that url.ParseRequestURI leaves as it is
+// in a path (no escape, no query, so no RawPath); a target of these only is
+// its own Path.
+func pathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
+}
+
+// fastBody is a request body of known length read from the connection's
+// buffer; it reads as net/http's does: the last bytes come with io.EOF, and
+// a body cut short ends in io.ErrUnexpectedEOF.
+type fastBody struct {
+	br  *bufio.Reader
+	n   int64 // bytes left
+	eof bool
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.eof || b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.br.Read(p)
+	b.n -= int64(n)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+		if b.n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	case err == nil && n > 0 && b.n == 0:
+		b.eof = true
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Close implements io.Closer; the loop decides what happens to the rest.
+func (b *fastBody) Close() error { return nil }
