@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"distore/internal/httpwire"
 )
 
 // fastTransport is a lean HTTP/1.1 RoundTripper for plain-http servers: each
@@ -341,15 +343,7 @@ func writePlain(bw *bufio.Writer, req *http.Request) error {
 		if !validHeaderName(k) {
 			return fmt.Errorf("net/http: invalid header field name %q", k)
 		}
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(strings.TrimSpace(v))
-			bw.WriteString("\r\n")
-		}
+		httpwire.WriteField(bw, k, vs)
 	}
 	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"distore/internal/httpwire"
 )
 
 // Limits and timeouts of the connection loop.
@@ -952,15 +954,7 @@ func writeHeaders(bw *bufio.Writer, h http.Header) {
 		if k == "" || strings.ContainsAny(k, " :\r\n") {
 			continue
 		}
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(strings.TrimSpace(v))
-			bw.WriteString("\r\n")
-		}
+		httpwire.WriteField(bw, k, vs)
 	}
 }
 

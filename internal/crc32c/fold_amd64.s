@@ -26,6 +26,13 @@ TEXT ·cpuid(SB), NOSPLIT, $0-24
 	VMOVDQU 64(SI), Y7; \
 	VMOVDQU 96(SI), Y8
 
+// KEYS loads the fold multipliers at R8 (foldKeys): for 1024-bit steps into
+// Y4, 256-bit ones into Y10, 128-bit ones into X11.
+#define KEYS \
+	VMOVDQU 0(R8), Y4; \
+	VMOVDQU 32(R8), Y10; \
+	VMOVDQU 64(R8), X11
+
 // ACC4 reads the first 128 bytes at SI into the accumulators Y0-Y3.
 #define ACC4 \
 	VMOVDQU 0(SI), Y0; \
@@ -67,9 +74,7 @@ TEXT ·foldAVX2(SB), NOSPLIT, $0-64
 	MOVQ keys+32(FP), R8
 	MOVQ mode+40(FP), R9
 
-	VMOVDQU 0(R8), Y4  // 1024-bit keys
-	VMOVDQU 32(R8), Y10 // 256-bit keys
-	VMOVDQU 64(R8), X11 // 128-bit keys
+	KEYS
 
 	// First 128 bytes: the accumulators, with the starting CRC added to
 	// the first 32 bits of the message (after the copy took them as they are).
@@ -174,9 +179,7 @@ TEXT ·hybridAVX2(SB), NOSPLIT, $0-60
 	MOVQ s+24(FP), R11
 	MOVQ keys+40(FP), R8
 
-	VMOVDQU 0(R8), Y4   // 1024-bit keys
-	VMOVDQU 32(R8), Y10 // 256-bit keys
-	VMOVDQU 64(R8), X11 // 128-bit keys
+	KEYS
 
 	// Stream pointers: they start after the folded part.
 	MOVQ CX, R8
