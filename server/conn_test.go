@@ -21,30 +21,13 @@ import (
 
 	"distore/backend"
 	"distore/client"
+	"distore/internal/testutil"
 )
-
-// syncBuffer is a log sink the tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // loopServer runs the connection loop over h on a loopback port.
 type loopServer struct {
 	addr   string
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -62,7 +45,7 @@ func serveLoop(t *testing.T, h http.Handler, grace time.Duration, tune ...func(*
 
 func serveLoopOn(t *testing.T, ln net.Listener, h http.Handler, grace time.Duration, tune ...func(*httpLoop)) *loopServer {
 	t.Helper()
-	ls := &loopServer{addr: ln.Addr().String(), log: &syncBuffer{}, done: make(chan error, 1)}
+	ls := &loopServer{addr: ln.Addr().String(), log: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	l := newLoop(h, slog.New(slog.NewTextHandler(ls.log, nil)))
 	for _, f := range tune {
 		f(l)

@@ -31,6 +31,7 @@ import (
 
 	"distore/backend"
 	"distore/client"
+	"distore/internal/testutil"
 )
 
 // serverBin is the server under test (built with -race when the tests are);
@@ -77,27 +78,10 @@ type proc struct {
 	url  string
 	addr string
 	dir  string
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	// exited is closed when the process has exited; waitErr is Wait's result.
 	exited  chan struct{}
 	waitErr error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var addrRE = regexp.MustCompile(`msg="distore-server listening" addr=(\S+)`)
@@ -117,7 +101,7 @@ func startServerBin(t *testing.T, bin, dir string, args ...string) *proc {
 	}
 	t.Cleanup(func() { os.Remove(arenaPath(dir)) })
 	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...)
-	p := &proc{dir: dir, log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = p.log
