@@ -20,6 +20,7 @@ import (
 	"distore/backend"
 	"distore/backend/backendtest"
 	"distore/client"
+	"distore/internal/testutil"
 	"distore/shmem"
 )
 
@@ -32,21 +33,29 @@ type testServer struct {
 	Listener net.Listener
 }
 
-// start serves b with Serve on a loopback port and returns a client of it.
-// At cleanup the server shuts down and must return nil.
-func start(t *testing.T, b backend.Backend) (*testServer, *client.Client) {
+// serve runs a Server over b with Serve on a loopback port until cancel is
+// called; done then yields what Serve returned.
+func serve(t *testing.T, b backend.Backend) (ln net.Listener, cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	s, err := New(b, Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, 5*time.Second) }()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, ln, 5*time.Second) }()
+	return ln, cancel, served
+}
+
+// start serves b with Serve on a loopback port and returns a client of it.
+// At cleanup the server shuts down and must return nil.
+func start(t *testing.T, b backend.Backend) (*testServer, *client.Client) {
+	t.Helper()
+	ln, cancel, done := serve(t, b)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -68,19 +77,7 @@ func randBytes(n int) []byte { return backendtest.Payload(int64(n), 7) }
 // do sends a raw request and returns status, error code and body.
 func do(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, string, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	resp, data := testutil.Do(t, method, url, body, hdr...)
 	code := resp.Header.Get(HeaderErrorCode)
 	if resp.StatusCode >= 400 && method != http.MethodHead {
 		var eb ErrorBody
@@ -495,17 +492,8 @@ func TestParseRange(t *testing.T) {
 // context ends, and then returns.
 func TestGracefulServe(t *testing.T) {
 	fb := newMemory(t, 64<<20)
-	s, err := New(fb, Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, 5*time.Second) }()
+	ln, cancel, done := serve(t, fb)
+	defer cancel()
 
 	// Start a slow streamed put, then ask the server to stop midway.
 	conn, err := net.Dial("tcp", ln.Addr().String())

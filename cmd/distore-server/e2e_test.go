@@ -205,19 +205,7 @@ func randBytes(seed uint64, n int) []byte {
 // rawStatus sends a raw request and returns its status and error code.
 func rawStatus(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, string, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	resp, data := testutil.Do(t, method, url, body, hdr...)
 	return resp.StatusCode, resp.Header.Get("X-Distore-Error-Code"), string(data)
 }
 
