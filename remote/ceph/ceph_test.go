@@ -185,62 +185,10 @@ func TestWriterCleanup(t *testing.T) {
 	tier := open(t, config(t, "stripe_size", "1MiB", "chunk_size", "256KiB"))
 	ctx := context.Background()
 	data := pattern(3 << 20)
-	run := map[string]func(w backend.Writer, cancel context.CancelFunc) error{
-		"Abort": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data[:2<<20+7]); err != nil {
-				return err
-			}
-			return w.Abort()
-		},
-		"Cancel": func(w backend.Writer, cancel context.CancelFunc) error {
-			if _, err := w.Write(data[:1<<20+3]); err != nil {
-				return err
-			}
-			cancel()
-			if err := w.Close(); !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("Close after cancel = %v", err)
-			}
-			return nil
-		},
-		"TooFew": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data[:len(data)-1]); err != nil {
-				return err
-			}
-			if err := w.Close(); !errors.Is(err, backend.ErrInvalidArgument) {
-				return fmt.Errorf("Close short = %v", err)
-			}
-			return nil
-		},
-		"WrongChecksum": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data); err != nil {
-				return err
-			}
-			if err := w.Close(); !errors.Is(err, backend.ErrCorrupt) {
-				return fmt.Errorf("Close with a wrong checksum = %v", err)
-			}
-			return nil
-		},
-	}
-	for name, f := range run {
-		t.Run(name, func(t *testing.T) {
-			wctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			opts := backend.PutOptions{}
-			if name == "WrongChecksum" {
-				opts.Checksum = 1
-			}
-			w, err := tier.OpenWriter(wctx, backend.ID("w-"+name), int64(len(data)), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f(w, cancel); err != nil {
-				t.Fatal(err)
-			}
-			if left := rawNames(t, tier); len(left) != 0 {
-				t.Fatalf("RADOS objects left: %v", left)
-			}
-		})
-	}
+	remotetest.RunFailedWrites(t, tier, remotetest.FailedWrites{
+		Data: data, AbortAt: 2<<20 + 7, CancelAt: 1<<20 + 3, CancelErr: context.Canceled,
+		IDPrefix: "w-", Left: func(t *testing.T) []string { return rawNames(t, tier) },
+	})
 	// A second writer of a published ID fails at Close and removes its stripes.
 	if _, err := tier.Put(ctx, "taken", data[:10], backend.PutOptions{}); err != nil {
 		t.Fatal(err)

@@ -191,66 +191,10 @@ func TestMultipartAbortLeavesNothing(t *testing.T) {
 	tier := open(t, cfg)
 	ctx := context.Background()
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB: 4 parts of 5 MiB
-	cases := map[string]func(w backend.Writer, cancel context.CancelFunc) error{
-		"Abort": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data[:12<<20]); err != nil {
-				return err
-			}
-			return w.Abort()
-		},
-		"Cancel": func(w backend.Writer, cancel context.CancelFunc) error {
-			if _, err := w.Write(data[:11<<20]); err != nil {
-				return err
-			}
-			cancel()
-			if err := w.Close(); err == nil {
-				return errors.New("Close after cancel succeeded")
-			}
-			return nil
-		},
-		"TooFew": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data[:len(data)-1]); err != nil {
-				return err
-			}
-			if err := w.Close(); !errors.Is(err, backend.ErrInvalidArgument) {
-				return fmt.Errorf("Close short = %v", err)
-			}
-			return nil
-		},
-		"WrongChecksum": func(w backend.Writer, _ context.CancelFunc) error {
-			if _, err := w.Write(data); err != nil {
-				return err
-			}
-			if err := w.Close(); !errors.Is(err, backend.ErrCorrupt) {
-				return fmt.Errorf("Close with a wrong checksum = %v", err)
-			}
-			return nil
-		},
-	}
-	for name, run := range cases {
-		t.Run(name, func(t *testing.T) {
-			wctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			opts := backend.PutOptions{}
-			if name == "WrongChecksum" {
-				opts.Checksum = 1
-			}
-			id := backend.ID("mp-" + name)
-			w, err := tier.OpenWriter(wctx, id, int64(len(data)), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := run(w, cancel); err != nil {
-				t.Fatal(err)
-			}
-			if left := uploads(t, tier.Client(), cfg["bucket"], cfg["prefix"]); len(left) != 0 {
-				t.Fatalf("multipart uploads left: %v", left)
-			}
-			if _, err := tier.ObjectInfo(ctx, id); !errors.Is(err, backend.ErrNotFound) {
-				t.Fatalf("failed write visible: %v", err)
-			}
-		})
-	}
+	remotetest.RunFailedWrites(t, tier, remotetest.FailedWrites{
+		Data: data, AbortAt: 12 << 20, CancelAt: 11 << 20,
+		IDPrefix: "mp-", Left: func(t *testing.T) []string { return uploads(t, tier.Client(), cfg["bucket"], cfg["prefix"]) },
+	})
 	// And a streamed write that succeeds leaves no temporary object.
 	if err := writeAll(ctx, tier, "mp-ok", bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
