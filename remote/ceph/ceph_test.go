@@ -333,38 +333,7 @@ func BenchmarkTier(b *testing.B) {
 // bounded by the chunks in flight, not by the object's size.
 func TestStreamConstantMemory(t *testing.T) {
 	tier := open(t, config(t, "stripe_size", "16MiB", "chunk_size", "2MiB", "concurrency", "2"))
-	ctx := context.Background()
-	const size = 128 << 20
-	var werr, rerr error
-	var n int64
-	peak := remotetest.PeakHeap(func() {
-		w, err := tier.OpenWriter(ctx, "big", size, backend.PutOptions{})
-		if err != nil {
-			werr = err
-			return
-		}
-		if _, werr = io.Copy(w, io.LimitReader(&remotetest.Patterned{}, size)); werr != nil {
-			w.Abort()
-			return
-		}
-		if werr = w.Close(); werr != nil {
-			return
-		}
-		r, err := tier.OpenReader(ctx, "big", 0, -1)
-		if err != nil {
-			rerr = err
-			return
-		}
-		n, rerr = io.Copy(io.Discard, r)
-		r.Close()
-	})
-	if werr != nil || rerr != nil || n != size {
-		t.Fatalf("stream write %v, read %d bytes, %v", werr, n, rerr)
-	}
-	t.Logf("peak Go heap above the start: %s for a %s object", backend.FormatBytes(int64(peak)), backend.FormatBytes(size))
-	if peak > 24<<20 {
-		t.Fatalf("streaming %s took %s of heap: not constant memory", backend.FormatBytes(size), backend.FormatBytes(int64(peak)))
-	}
+	remotetest.StreamConstantMemory(t, tier, 128<<20, 24<<20)
 }
 
 // A writer that outlives its tier fails cleanly instead of using a

@@ -371,27 +371,5 @@ func BenchmarkTier(b *testing.B) {
 // bounded by the parts in flight, not by the object's size.
 func TestStreamConstantMemory(t *testing.T) {
 	tier := open(t, config(t, "part_size", "5MiB", "concurrency", "2", "multipart_threshold", "5MiB"))
-	ctx := context.Background()
-	const size = 128 << 20
-	var werr, rerr error
-	var n int64
-	peak := remotetest.PeakHeap(func() {
-		if werr = writeAll(ctx, tier, "big", io.LimitReader(&remotetest.Patterned{}, size), size); werr != nil {
-			return
-		}
-		r, err := tier.OpenReader(ctx, "big", 0, -1)
-		if err != nil {
-			rerr = err
-			return
-		}
-		n, rerr = io.Copy(io.Discard, r)
-		r.Close()
-	})
-	if werr != nil || rerr != nil || n != size {
-		t.Fatalf("stream write %v, read %d bytes, %v", werr, n, rerr)
-	}
-	t.Logf("peak Go heap above the start: %s for a %s object", backend.FormatBytes(int64(peak)), backend.FormatBytes(size))
-	if peak > 40<<20 {
-		t.Fatalf("streaming %s took %s of heap: not constant memory", backend.FormatBytes(size), backend.FormatBytes(int64(peak)))
-	}
+	remotetest.StreamConstantMemory(t, tier, 128<<20, 40<<20)
 }

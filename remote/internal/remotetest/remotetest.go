@@ -3,9 +3,14 @@
 package remotetest
 
 import (
+	"context"
+	"io"
 	"runtime"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"distore/backend"
 )
 
 // PeakHeap samples the Go heap in use while f runs and returns its peak
@@ -50,4 +55,42 @@ func (p *Patterned) Read(b []byte) (int, error) {
 		p.off++
 	}
 	return len(b), nil
+}
+
+// StreamConstantMemory streams a size-byte object through tier's OpenWriter
+// and back through OpenReader, and fails if the Go heap grew by more than
+// limit meanwhile: a streamed object must cost the chunks in flight, not its
+// size.
+func StreamConstantMemory(t *testing.T, tier backend.Backend, size, limit int64) {
+	ctx := context.Background()
+	var werr, rerr error
+	var n int64
+	peak := PeakHeap(func() {
+		w, err := tier.OpenWriter(ctx, "big", size, backend.PutOptions{})
+		if err != nil {
+			werr = err
+			return
+		}
+		if _, werr = io.Copy(w, io.LimitReader(&Patterned{}, size)); werr != nil {
+			w.Abort()
+			return
+		}
+		if werr = w.Close(); werr != nil {
+			return
+		}
+		r, err := tier.OpenReader(ctx, "big", 0, -1)
+		if err != nil {
+			rerr = err
+			return
+		}
+		n, rerr = io.Copy(io.Discard, r)
+		r.Close()
+	})
+	if werr != nil || rerr != nil || n != size {
+		t.Fatalf("stream write %v, read %d bytes, %v", werr, n, rerr)
+	}
+	t.Logf("peak Go heap above the start: %s for a %s object", backend.FormatBytes(int64(peak)), backend.FormatBytes(size))
+	if int64(peak) > limit {
+		t.Fatalf("streaming %s took %s of heap: not constant memory", backend.FormatBytes(size), backend.FormatBytes(int64(peak)))
+	}
 }
