@@ -15,6 +15,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strconv"
+
+	"distore/backend"
 )
 
 // maxFastHeaders is the most header lines the fast path takes.
@@ -58,6 +60,16 @@ type reqParser struct {
 	vals   []string
 	fields []headerField
 	body   fastBody
+
+	// What scan found, for build or quickGetID: the head (aliasing the read
+	// buffer), its method and minor version, the target's offsets, the
+	// head's length, and whether the target is a plain path.
+	buf       []byte
+	method    string
+	minor     int
+	ts, te    int
+	pos       int
+	plainPath bool
 }
 
 // parse reads the request head at the start of br's buffer. ok false: the
@@ -65,17 +77,28 @@ type reqParser struct {
 // untouched, for http.ReadRequest. The request returned is p's own, valid
 // until the next parse.
 func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
+	if !p.scan(br) {
+		return nil, false
+	}
+	return p.build(br)
+}
+
+// scan finds the request line and header lines of the head at the start of
+// br's buffer, without consuming it or making a string: false if the head
+// is not wholly buffered or not one the fast path takes.
+func (p *reqParser) scan(br *bufio.Reader) bool {
 	buf, _ := br.Peek(br.Buffered())
+	p.buf = nil
 
 	// Request line: METHOD SP /target SP HTTP/1.x CRLF.
 	eol := bytes.IndexByte(buf, '\n')
 	if eol < 1 || buf[eol-1] != '\r' {
-		return nil, false
+		return false
 	}
 	line := buf[:eol-1]
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
-		return nil, false
+		return false
 	}
 	var method string
 	switch string(line[:sp]) {
@@ -90,12 +113,12 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 	case http.MethodDelete:
 		method = http.MethodDelete
 	default:
-		return nil, false
+		return false
 	}
 	ts := sp + 1
 	sp2 := bytes.IndexByte(line[ts:], ' ')
 	if sp2 < 1 || line[ts] != '/' {
-		return nil, false // no target, or not origin-form
+		return false // no target, or not origin-form
 	}
 	te := ts + sp2
 	var minor int
@@ -105,7 +128,7 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 	case "HTTP/1.0":
 		minor = 0
 	default:
-		return nil, false
+		return false
 	}
 	plainPath := true
 	for _, c := range line[ts:te] {
@@ -122,7 +145,7 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 	for {
 		n := bytes.IndexByte(buf[pos:], '\n')
 		if n < 1 || buf[pos+n-1] != '\r' {
-			return nil, false // not all buffered, or a bare LF
+			return false // not all buffered, or a bare LF
 		}
 		end := pos + n - 1 // the line is buf[pos:end]
 		if end == pos {
@@ -130,21 +153,21 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 			break
 		}
 		if len(p.fields) == maxFastHeaders {
-			return nil, false
+			return false
 		}
 		colon := bytes.IndexByte(buf[pos:end], ':')
 		if colon < 1 {
-			return nil, false // no name, no colon, or an obs-fold (it starts with a space)
+			return false // no name, no colon, or an obs-fold (it starts with a space)
 		}
 		f := headerField{known: -1, ns: pos, ne: pos + colon, vs: pos + colon + 1, ve: end}
 		for _, c := range buf[f.ns:f.ne] {
 			if !tokenByte(c) {
-				return nil, false
+				return false
 			}
 		}
 		for _, c := range buf[f.vs:f.ve] {
 			if (c < ' ' && c != '\t') || c >= 0x7f {
-				return nil, false
+				return false
 			}
 		}
 		for f.vs < f.ve && (buf[f.vs] == ' ' || buf[f.vs] == '\t') {
@@ -160,21 +183,31 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 		}
 		switch kind {
 		case hFallback:
-			return nil, false
+			return false
 		case hHost:
 			if hostSeen {
-				return nil, false
+				return false
 			}
 			hostSeen = true
 		case hContentLength:
 			if clSeen {
-				return nil, false
+				return false
 			}
 			clSeen = true
 		}
 		p.fields = append(p.fields, f)
 		pos += n + 1
 	}
+	p.buf, p.method, p.minor, p.ts, p.te, p.pos, p.plainPath = buf, method, minor, ts, te, pos, plainPath
+	return true
+}
+
+// build makes the request of the head scan found, and consumes the head
+// from br. ok false: a part of it is not one the fast path takes (br is
+// then untouched).
+func (p *reqParser) build(br *bufio.Reader) (req *http.Request, ok bool) {
+	buf, method, minor, ts, te, pos, plainPath := p.buf, p.method, p.minor, p.ts, p.te, p.pos, p.plainPath
+	p.buf = nil
 
 	// One string for all the head's strings.
 	head := string(buf[:pos])
@@ -245,6 +278,54 @@ func (p *reqParser) parse(br *bufio.Reader) (req *http.Request, ok bool) {
 	}
 	_, _ = br.Discard(pos)
 	return &p.req, true
+}
+
+// objectPrefix is the path under which an object's ID follows.
+const objectPrefix = "/v1/objects/"
+
+// quickGetID returns the ID of the head scan found when the request is
+// GET /v1/objects/{id} over HTTP/1.1 with a valid ID, no query, no body,
+// and only headers that change nothing in the answer (Host once, User-Agent,
+// Accept, Accept-Encoding, Connection: keep-alive): a request the loop may
+// answer without building an http.Request.
+func (p *reqParser) quickGetID() (string, bool) {
+	buf := p.buf
+	if buf == nil || p.method != http.MethodGet || p.minor != 1 || !p.plainPath {
+		return "", false
+	}
+	target := buf[p.ts:p.te]
+	rest, ok := bytes.CutPrefix(target, []byte(objectPrefix))
+	if !ok || len(rest) == 0 || len(rest) > backend.MaxIDLen {
+		return "", false
+	}
+	hosts := 0
+	for _, f := range p.fields {
+		if f.known < 0 {
+			return "", false
+		}
+		switch knownHeaders[f.known].name {
+		case "Host":
+			hosts++
+		case "User-Agent", "Accept", "Accept-Encoding":
+		case "Connection":
+			if v := buf[f.vs:f.ve]; len(v) != len("keep-alive") || !asciiEqualFold(v, "keep-alive") {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	id := backend.ID(rest)
+	if hosts != 1 || id.Validate() != nil {
+		return "", false
+	}
+	return string(id), true
+}
+
+// skip consumes the head scan found.
+func (p *reqParser) skip(br *bufio.Reader) {
+	_, _ = br.Discard(p.pos)
+	p.buf = nil
 }
 
 // knownHeader returns name's index in knownHeaders, -1 if none.

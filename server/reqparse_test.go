@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"distore/backend"
 )
 
 // reqParseCases are raw requests and whether the fast path takes them.
@@ -262,4 +264,58 @@ func BenchmarkReqParse(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestQuickGetID checks which heads the loop may answer without a request:
+// only a plain GET of an object by a valid ID, whose other headers change
+// nothing in the answer.
+func TestQuickGetID(t *testing.T) {
+	cases := []struct {
+		name, raw, id string // id "": not quick
+	}{
+		{"plain", "GET /v1/objects/a-1.b_c HTTP/1.1\r\nHost: h\r\n\r\n", "a-1.b_c"},
+		{"Go client headers", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\nAccept: */*\r\n\r\n", "x"},
+		{"keep-alive", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n", "x"},
+		{"pipelined", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/objects/y HTTP/1.1\r\nHost: h\r\n\r\n", "x"},
+		{"head", "HEAD /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"delete", "DELETE /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"HTTP/1.0", "GET /v1/objects/x HTTP/1.0\r\nHost: h\r\n\r\n", ""},
+		{"no host", "GET /v1/objects/x HTTP/1.1\r\n\r\n", ""},
+		{"query", "GET /v1/objects/x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"empty query", "GET /v1/objects/x? HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"range", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", ""},
+		{"connection close", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", ""},
+		{"connection list", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", ""},
+		{"content length", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", ""},
+		{"expect", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n", ""},
+		{"unknown header", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nX-Other: 1\r\n\r\n", ""},
+		{"conditional", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\n\r\n", ""},
+		{"list", "GET /v1/objects HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"no ID", "GET /v1/objects/ HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"action", "GET /v1/objects/x/pin HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"dot segment", "GET /v1/objects/.. HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"invalid ID", "GET /v1/objects/-x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"escaped", "GET /v1/objects/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"ID too long", "GET /v1/objects/" + strings.Repeat("a", backend.MaxIDLen+1) + " HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{"other path", "GET /v1/objectsx/a HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tc.raw))
+			br.Peek(1)
+			var p reqParser
+			if !p.scan(br) {
+				t.Fatalf("scan did not take %q", tc.raw)
+			}
+			id, ok := p.quickGetID()
+			if ok != (tc.id != "") || id != tc.id {
+				t.Fatalf("quickGetID = %q, %v; want %q", id, ok, tc.id)
+			}
+			// Whether quick or not, the head still builds (the general path).
+			req, ok := p.build(br)
+			if !ok || req.RequestURI != strings.Fields(tc.raw)[1] {
+				t.Fatalf("build after quickGetID: %v, %+v", ok, req)
+			}
+		})
+	}
 }
