@@ -48,19 +48,19 @@ const (
 // aLongTimeAgo is a deadline in the past: it aborts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// quickGetter answers GET /v1/objects/{id} of a small object straight into
-// the connection's write buffer, without an http.Request, a header map or a
-// context of its own: on loopback that is half of what a 4 KiB get costs the
-// server. false: it wrote nothing, and the request takes the general path
-// (which reports any error).
-type quickGetter interface {
-	quickGet(ctx context.Context, bw *bufio.Writer, id string) bool
+// quickServer answers a quick request (see reqParser.quick) straight into
+// the connection's write buffer, without an http.Request, a header map or
+// a context of its own: on loopback that is half of what a 4 KiB get or put
+// costs the server. false: it wrote nothing and changed nothing, and the
+// request takes the general path (which reports any error).
+type quickServer interface {
+	serveQuick(ctx context.Context, bw *bufio.Writer, q quickReq) bool
 }
 
 // httpLoop serves an http.Handler on a listener with distore's own loop.
 type httpLoop struct {
 	h             http.Handler
-	quick         quickGetter // nil: every request goes to h
+	quick         quickServer // nil: every request goes to h
 	log           *slog.Logger
 	headerTimeout time.Duration // from a request's first byte to its last header
 	idleTimeout   time.Duration // between requests on a connection
@@ -69,7 +69,7 @@ type httpLoop struct {
 
 func newLoop(h http.Handler, log *slog.Logger) *httpLoop {
 	l := &httpLoop{h: h, log: log, headerTimeout: defaultHeaderTO, idleTimeout: defaultIdleTO, idleKeep: defaultIdleKeep}
-	l.quick, _ = h.(quickGetter)
+	l.quick, _ = h.(quickServer)
 	return l
 }
 
@@ -211,7 +211,11 @@ type conn struct {
 	b      *bufs // nil while long idle
 	remote string
 	base   context.Context // the parent of request contexts: never cancelled itself
-	active bool            // serving a request; guarded by st.mu
+	// quickCtx is the context of quick requests: the connection's, cancelled
+	// when it dies or is force-closed (a quick request needs none of its own).
+	quickCtx    context.Context
+	quickCancel context.CancelFunc
+	active      bool // serving a request; guarded by st.mu
 
 	broken atomic.Bool // a read or write failed: close after this request
 	resp   response    // the response of the current request
@@ -244,6 +248,7 @@ func newConn(l *httpLoop, st *serveState, nc net.Conn) *conn {
 	// that making and cancelling one per request touches no shared parent;
 	// the connection cancels the current one itself when it dies.
 	c.base = context.WithValue(st.base, http.LocalAddrContextKey, nc.LocalAddr())
+	c.quickCtx, c.quickCancel = context.WithCancel(c.base)
 	c.timer = time.AfterFunc(time.Hour, c.onTimer)
 	c.timer.Stop()
 	return c
@@ -432,8 +437,8 @@ func (c *conn) serveOne() (keep, linger bool) {
 		// The whole head is here: parse the common ones without net/http,
 		// and answer the commonest without even a request.
 		if c.l.quick != nil && !c.st.closing.Load() {
-			if id, ok := c.rp.quickGetID(); ok && c.l.quick.quickGet(c.base, c.b.bw, id) {
-				c.rp.skip(br)
+			if q, ok := c.rp.quick(); ok && c.l.quick.serveQuick(c.quickCtx, c.b.bw, q) {
+				c.rp.skip(br, q)
 				return c.sent()
 			}
 		}
@@ -559,6 +564,7 @@ func (c *conn) fail() {
 // cancelRequest cancels the current request's context, and those of any
 // request after (the connection died or is force-closed).
 func (c *conn) cancelRequest() {
+	c.quickCancel()
 	c.mu.Lock()
 	c.dead = true
 	cancel := c.reqCancel

@@ -17,13 +17,26 @@ import (
 func writeInfo(w io.Writer, info backend.ObjectInfo) error {
 	bp := infoBufs.Get().(*[]byte)
 	defer infoBufs.Put(bp)
-	b, ok := appendInfo((*bp)[:0], info)
-	if !ok {
-		return json.NewEncoder(w).Encode(info)
+	b, err := appendInfoJSON((*bp)[:0], info)
+	if err != nil {
+		return err
 	}
 	*bp = b[:0] // keep what append grew
-	_, err := w.Write(b)
+	_, err = w.Write(b)
 	return err
+}
+
+// appendInfoJSON appends what json.NewEncoder(w).Encode(info) writes:
+// appendInfo's, or encoding/json's where appendInfo cannot.
+func appendInfoJSON(b []byte, info backend.ObjectInfo) ([]byte, error) {
+	if out, ok := appendInfo(b, info); ok {
+		return out, nil
+	}
+	enc, err := json.Marshal(info)
+	if err != nil {
+		return b, err
+	}
+	return append(append(b, enc...), '\n'), nil
 }
 
 // infoBufs hold the JSON of a put's reply while it is written.

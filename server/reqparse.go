@@ -61,7 +61,7 @@ type reqParser struct {
 	fields []headerField
 	body   fastBody
 
-	// What scan found, for build or quickGetID: the head (aliasing the read
+	// What scan found, for build or quick: the head (aliasing the read
 	// buffer), its method and minor version, the target's offsets, the
 	// head's length, and whether the target is a plain path.
 	buf       []byte
@@ -283,48 +283,85 @@ func (p *reqParser) build(br *bufio.Reader) (req *http.Request, ok bool) {
 // objectPrefix is the path under which an object's ID follows.
 const objectPrefix = "/v1/objects/"
 
-// quickGetID returns the ID of the head scan found when the request is
-// GET /v1/objects/{id} over HTTP/1.1 with a valid ID, no query, no body,
-// and only headers that change nothing in the answer (Host once, User-Agent,
-// Accept, Accept-Encoding, Connection: keep-alive): a request the loop may
-// answer without building an http.Request.
-func (p *reqParser) quickGetID() (string, bool) {
-	buf := p.buf
-	if buf == nil || p.method != http.MethodGet || p.minor != 1 || !p.plainPath {
-		return "", false
-	}
-	target := buf[p.ts:p.te]
-	rest, ok := bytes.CutPrefix(target, []byte(objectPrefix))
-	if !ok || len(rest) == 0 || len(rest) > backend.MaxIDLen {
-		return "", false
-	}
-	hosts := 0
-	for _, f := range p.fields {
-		if f.known < 0 {
-			return "", false
-		}
-		switch knownHeaders[f.known].name {
-		case "Host":
-			hosts++
-		case "User-Agent", "Accept", "Accept-Encoding":
-		case "Connection":
-			if v := buf[f.vs:f.ve]; len(v) != len("keep-alive") || !asciiEqualFold(v, "keep-alive") {
-				return "", false
-			}
-		default:
-			return "", false
-		}
-	}
-	id := backend.ID(rest)
-	if hosts != 1 || id.Validate() != nil {
-		return "", false
-	}
-	return string(id), true
+// quickReq is a request the loop may answer without an http.Request (see
+// reqParser.quick).
+type quickReq struct {
+	method string // http.MethodGet or http.MethodPut
+	id     string
+	// PUT only: the body, aliasing the read buffer (valid until skip), and
+	// the X-Distore-Checksum and X-Distore-Importance values (nil: absent).
+	body                 []byte
+	checksum, importance []byte
 }
 
-// skip consumes the head scan found.
-func (p *reqParser) skip(br *bufio.Reader) {
-	_, _ = br.Discard(p.pos)
+// quick returns the request of the head scan found when it is one of the
+// two the loop answers itself: GET or PUT /v1/objects/{id} over HTTP/1.1
+// with a valid ID and no query, whose other headers change nothing in the
+// answer (Host once, User-Agent, Accept, Accept-Encoding, Connection:
+// keep-alive) and, for a PUT, Content-Length of at most quickMax bytes that
+// are all in the read buffer, with Content-Type, X-Distore-Checksum and
+// X-Distore-Importance at most once each.
+func (p *reqParser) quick() (quickReq, bool) {
+	buf := p.buf
+	if buf == nil || p.minor != 1 || !p.plainPath || (p.method != http.MethodGet && p.method != http.MethodPut) {
+		return quickReq{}, false
+	}
+	rest, ok := bytes.CutPrefix(buf[p.ts:p.te], []byte(objectPrefix))
+	if !ok || len(rest) == 0 || len(rest) > backend.MaxIDLen {
+		return quickReq{}, false
+	}
+	put := p.method == http.MethodPut
+	q := quickReq{method: p.method}
+	hosts, types := 0, 0
+	cl := []byte(nil)
+	for _, f := range p.fields {
+		if f.known < 0 {
+			return quickReq{}, false
+		}
+		v := buf[f.vs:f.ve]
+		switch name := knownHeaders[f.known].name; {
+		case name == "Host":
+			hosts++
+		case name == "User-Agent", name == "Accept", name == "Accept-Encoding":
+		case name == "Connection":
+			if len(v) != len("keep-alive") || !asciiEqualFold(v, "keep-alive") {
+				return quickReq{}, false
+			}
+		case !put:
+			return quickReq{}, false
+		case name == "Content-Length":
+			cl = v // scan took at most one
+		case name == "Content-Type":
+			types++
+		case name == HeaderChecksum && q.checksum == nil:
+			q.checksum = v
+		case name == HeaderImportance && q.importance == nil:
+			q.importance = v
+		default:
+			return quickReq{}, false
+		}
+	}
+	if hosts != 1 || types > 1 {
+		return quickReq{}, false
+	}
+	if put {
+		n, err := strconv.ParseUint(string(cl), 10, 63)
+		if cl == nil || err != nil || n > quickMax || uint64(len(buf)-p.pos) < n {
+			return quickReq{}, false
+		}
+		q.body = buf[p.pos : p.pos+int(n)]
+	}
+	id := backend.ID(rest)
+	if id.Validate() != nil {
+		return quickReq{}, false
+	}
+	q.id = string(id)
+	return q, true
+}
+
+// skip consumes the request quick took: the head scan found and q's body.
+func (p *reqParser) skip(br *bufio.Reader, q quickReq) {
+	_, _ = br.Discard(p.pos + len(q.body))
 	p.buf = nil
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -266,55 +267,83 @@ func BenchmarkReqParse(b *testing.B) {
 	})
 }
 
-// TestQuickGetID checks which heads the loop may answer without a request:
-// only a plain GET of an object by a valid ID, whose other headers change
-// nothing in the answer.
-func TestQuickGetID(t *testing.T) {
+// TestQuick checks which requests the loop may answer without building
+// one: only a plain GET or PUT of an object by a valid ID whose other
+// headers change nothing in the answer, and a PUT whose body is all here.
+func TestQuick(t *testing.T) {
+	body4 := "PUT /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+	big := fmt.Sprint(quickMax + 1)
 	cases := []struct {
-		name, raw, id string // id "": not quick
+		name, raw, id, body  string // id "": not quick
+		checksum, importance string
 	}{
-		{"plain", "GET /v1/objects/a-1.b_c HTTP/1.1\r\nHost: h\r\n\r\n", "a-1.b_c"},
-		{"Go client headers", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\nAccept: */*\r\n\r\n", "x"},
-		{"keep-alive", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n", "x"},
-		{"pipelined", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/objects/y HTTP/1.1\r\nHost: h\r\n\r\n", "x"},
-		{"head", "HEAD /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"delete", "DELETE /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"HTTP/1.0", "GET /v1/objects/x HTTP/1.0\r\nHost: h\r\n\r\n", ""},
-		{"no host", "GET /v1/objects/x HTTP/1.1\r\n\r\n", ""},
-		{"query", "GET /v1/objects/x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"empty query", "GET /v1/objects/x? HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"range", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n", ""},
-		{"connection close", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", ""},
-		{"connection list", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n", ""},
-		{"content length", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", ""},
-		{"expect", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n", ""},
-		{"unknown header", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nX-Other: 1\r\n\r\n", ""},
-		{"conditional", "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\n\r\n", ""},
-		{"list", "GET /v1/objects HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"no ID", "GET /v1/objects/ HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"action", "GET /v1/objects/x/pin HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"dot segment", "GET /v1/objects/.. HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"invalid ID", "GET /v1/objects/-x HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"escaped", "GET /v1/objects/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"ID too long", "GET /v1/objects/" + strings.Repeat("a", backend.MaxIDLen+1) + " HTTP/1.1\r\nHost: h\r\n\r\n", ""},
-		{"other path", "GET /v1/objectsx/a HTTP/1.1\r\nHost: h\r\n\r\n", ""},
+		{name: "get", raw: "GET /v1/objects/a-1.b_c HTTP/1.1\r\nHost: h\r\n\r\n", id: "a-1.b_c"},
+		{name: "get Go client headers", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\nAccept: */*\r\n\r\n", id: "x"},
+		{name: "get keep-alive", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n", id: "x"},
+		{name: "get pipelined", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\nGET /v1/objects/y HTTP/1.1\r\nHost: h\r\n\r\n", id: "x"},
+		{name: "put", raw: body4 + "\r\nabcdGET /v1/objects/y HTTP/1.1\r\n", id: "x", body: "abcd"},
+		{name: "put options", raw: body4 + "Content-Type: application/octet-stream\r\nX-Distore-Checksum: 0a0b0c0d\r\nX-Distore-Importance: -3\r\n\r\nabcd",
+			id: "x", body: "abcd", checksum: "0a0b0c0d", importance: "-3"},
+		{name: "put empty", raw: "PUT /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", id: "x"},
+		{name: "put largest", raw: "PUT /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: " + fmt.Sprint(quickMax) + "\r\n\r\n" + strings.Repeat("z", quickMax),
+			id: "x", body: strings.Repeat("z", quickMax)},
+		{name: "put too large", raw: "PUT /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: " + big + "\r\n\r\n" + strings.Repeat("z", quickMax+1)},
+		{name: "put body not all here", raw: body4 + "\r\nabc"},
+		{name: "put no length", raw: "PUT /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "put two checksums", raw: body4 + "X-Distore-Checksum: 1\r\nX-Distore-Checksum: 2\r\n\r\nabcd"},
+		{name: "put two types", raw: body4 + "Content-Type: a\r\nContent-Type: b\r\n\r\nabcd"},
+		{name: "put expect", raw: body4 + "Expect: 100-continue\r\n\r\nabcd"},
+		{name: "put query", raw: "PUT /v1/objects/x?importance=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
+		{name: "post", raw: "POST /v1/objects HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
+		{name: "get with put's headers", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nX-Distore-Checksum: 1\r\n\r\n"},
+		{name: "head", raw: "HEAD /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "delete", raw: "DELETE /v1/objects/x HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "HTTP/1.0", raw: "GET /v1/objects/x HTTP/1.0\r\nHost: h\r\n\r\n"},
+		{name: "no host", raw: "GET /v1/objects/x HTTP/1.1\r\n\r\n"},
+		{name: "query", raw: "GET /v1/objects/x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "empty query", raw: "GET /v1/objects/x? HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "range", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n"},
+		{name: "connection close", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+		{name: "connection list", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, close\r\n\r\n"},
+		{name: "get content length", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
+		{name: "unknown header", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nX-Other: 1\r\n\r\n"},
+		{name: "conditional", raw: "GET /v1/objects/x HTTP/1.1\r\nHost: h\r\nIf-None-Match: *\r\n\r\n"},
+		{name: "list", raw: "GET /v1/objects HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "no ID", raw: "GET /v1/objects/ HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "action", raw: "GET /v1/objects/x/pin HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "dot segment", raw: "GET /v1/objects/.. HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "invalid ID", raw: "PUT /v1/objects/-x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"},
+		{name: "escaped", raw: "GET /v1/objects/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "ID too long", raw: "GET /v1/objects/" + strings.Repeat("a", backend.MaxIDLen+1) + " HTTP/1.1\r\nHost: h\r\n\r\n"},
+		{name: "other path", raw: "GET /v1/objectsx/a HTTP/1.1\r\nHost: h\r\n\r\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			br := bufio.NewReader(strings.NewReader(tc.raw))
-			br.Peek(1)
+			br := bufio.NewReaderSize(strings.NewReader(tc.raw), 2*quickMax)
+			br.Peek(len(tc.raw))
 			var p reqParser
 			if !p.scan(br) {
 				t.Fatalf("scan did not take %q", tc.raw)
 			}
-			id, ok := p.quickGetID()
-			if ok != (tc.id != "") || id != tc.id {
-				t.Fatalf("quickGetID = %q, %v; want %q", id, ok, tc.id)
+			q, ok := p.quick()
+			if ok != (tc.id != "") || q.id != tc.id || string(q.body) != tc.body ||
+				string(q.checksum) != tc.checksum || string(q.importance) != tc.importance {
+				t.Fatalf("quick = %+v, %v; want id %q body %q checksum %q importance %q", q, ok, tc.id, tc.body, tc.checksum, tc.importance)
 			}
-			// Whether quick or not, the head still builds (the general path).
+			if ok {
+				// skip consumes the head and the body: what follows is the
+				// next request.
+				p.skip(br, q)
+				rest, _ := io.ReadAll(br)
+				if want := tc.raw[strings.Index(tc.raw, "\r\n\r\n")+4+len(tc.body):]; string(rest) != want {
+					t.Fatalf("after skip: %q, want %q", rest, want)
+				}
+				return
+			}
+			// Not quick: the head still builds (the general path).
 			req, ok := p.build(br)
 			if !ok || req.RequestURI != strings.Fields(tc.raw)[1] {
-				t.Fatalf("build after quickGetID: %v, %+v", ok, req)
+				t.Fatalf("build after quick: %v, %+v", ok, req)
 			}
 		})
 	}

@@ -18,7 +18,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,7 +122,7 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/objects", s.handlePut)
-	m.HandleFunc("PUT /v1/objects/{id}", s.handlePut)
+	m.HandleFunc(routePutObject, s.handlePut)
 	m.HandleFunc(routeGetObject, s.handleGet) // GET also answers HEAD
 	m.HandleFunc("DELETE /v1/objects/{id}", s.handleDelete)
 	m.HandleFunc("POST /v1/objects/{id}/{action}", s.handleAction)
@@ -530,59 +529,6 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		err = fmt.Errorf("object ended after %d of %d bytes", got, n)
 	}
 	return s.afterHeader(r, id, err)
-}
-
-// routeGetObject is the pattern of object gets: the route of their metrics.
-const routeGetObject = "GET /v1/objects/{id}"
-
-// quickGetMax is the largest object quickGet answers: its answer fits the
-// connection's write buffer, so it leaves in one write. Past it, the bytes
-// cost more than what quickGet saves.
-const quickGetMax = connBufSize / 2
-
-// quickGet answers a plain GET of a whole object that is in the memory tier
-// and at most quickGetMax bytes with the status line, the headers get sends
-// (setInfoHeaders without all) and the bytes, into bw. Anything else (an
-// object elsewhere or larger, an error) is get's: it returns false having
-// written nothing.
-func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, id string) bool {
-	if !zeroCopyGet {
-		return false
-	}
-	start := time.Now()
-	info, err := s.b.ObjectInfo(ctx, backend.ID(id))
-	if err != nil || info.Level != levels.Memory || info.Size > quickGetMax {
-		return false
-	}
-	obj, err := s.b.Get(ctx, backend.ID(id))
-	if err != nil {
-		return false
-	}
-	defer obj.Close()
-	data := obj.Bytes()
-	if int64(len(data)) != info.Size {
-		return false // get reports it
-	}
-	var head [192]byte
-	_, _ = bw.Write(appendGetHead(head[:0], info))
-	_, _ = bw.Write(data) // an error stays in bw: the loop's flush sees it
-	s.met.observe(routeGetObject, http.StatusOK, time.Since(start), info.Size)
-	return true
-}
-
-// appendGetHead appends the status line and headers of a 200 answer to a
-// GET of the whole object: those of setInfoHeaders(h, info, false, size).
-func appendGetHead(b []byte, info backend.ObjectInfo) []byte {
-	b = append(b, "HTTP/1.1 200 OK\r\n"...)
-	b = append(b, HeaderSize+": "...)
-	b = strconv.AppendInt(b, info.Size, 10)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, info.Size, 10)
-	b = append(b, "\r\n"+HeaderChecksum+": "...)
-	b = appendHex8(b, info.Checksum)
-	b = append(b, "\r\nContent-Type: "...)
-	b = append(b, octetType[0]...)
-	return append(b, "\r\n\r\n"...)
 }
 
 // writeChunk is the most written under one write deadline.
