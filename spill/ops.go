@@ -15,22 +15,34 @@ const retries = 8
 // lookup returns id's committed entry and the tier holding it, recording a use
 // when touch is set.
 func (s *Stack) lookup(op string, id backend.ID, touch bool) (*entry, int, error) {
+	e, i, _, err := s.lookupInfo(op, id, touch, false)
+	return e, i, err
+}
+
+// lookupInfo is lookup that also returns the object's metadata (if
+// withInfo), under the same hold of s.mu: a get or an info of a small
+// object costs little more than the lock.
+func (s *Stack) lookupInfo(op string, id backend.ID, touch, withInfo bool) (*entry, int, backend.ObjectInfo, error) {
 	if err := backend.CheckID(op, s.name, id); err != nil {
-		return nil, -1, err
+		return nil, -1, backend.ObjectInfo{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.closedErr(op, id); err != nil {
-		return nil, -1, err
+		return nil, -1, backend.ObjectInfo{}, err
 	}
 	e, ok := s.index[id]
 	if !ok || e.pending {
-		return nil, -1, backend.Errorf(op, s.name, id, backend.ErrNotFound, "")
+		return nil, -1, backend.ObjectInfo{}, backend.Errorf(op, s.name, id, backend.ErrNotFound, "")
 	}
 	if touch {
 		s.touch(e)
 	}
-	return e, e.tier, nil
+	var info backend.ObjectInfo
+	if withInfo {
+		info = s.infoOf(e)
+	}
+	return e, e.tier, info, nil
 }
 
 // lockLive looks id up and locks its entry, then s.mu, retrying (a bounded
@@ -87,7 +99,7 @@ func (s *Stack) notFound(op string, id backend.ID, err error) error {
 // object in a lower tier is also promoted in the background.
 func (s *Stack) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 	for attempt := 0; ; attempt++ {
-		e, i, err := s.lookup("get", id, true)
+		e, i, info, err := s.lookupInfo("get", id, true, true)
 		if err != nil {
 			return nil, err
 		}
@@ -98,10 +110,6 @@ func (s *Stack) Get(ctx context.Context, id backend.ID) (backend.Object, error) 
 			}
 			return nil, s.notFound("get", id, err)
 		}
-		s.mu.Lock()
-		info := s.infoOf(e)
-		info.Tier, info.Level = s.tiers[i].name, s.tiers[i].level
-		s.mu.Unlock()
 		if i > 0 && s.opts.PromoteOnGet {
 			s.promoteAsync(e)
 		}
@@ -140,13 +148,8 @@ func (s *Stack) OpenReader(ctx context.Context, id backend.ID, offset, length in
 
 // ObjectInfo returns the object's metadata from the index (no tier I/O).
 func (s *Stack) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
-	e, _, err := s.lookup("info", id, true)
-	if err != nil {
-		return backend.ObjectInfo{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.infoOf(e), nil
+	_, _, info, err := s.lookupInfo("info", id, true, true)
+	return info, err
 }
 
 // Delete removes the object. A pinned object is not deleted (ErrPinned). A
