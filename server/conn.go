@@ -437,7 +437,7 @@ func (c *conn) serveOne() (keep, linger bool) {
 		// The whole head is here: parse the common ones without net/http,
 		// and answer the commonest without even a request.
 		if c.l.quick != nil && !c.st.closing.Load() {
-			if q, ok := c.rp.quick(); ok && c.l.quick.serveQuick(c.quickCtx, c.b.bw, q) {
+			if q, ok := c.rp.quick(); ok && c.serveQuick(q) {
 				c.rp.skip(br, q)
 				return c.sent()
 			}
@@ -506,7 +506,7 @@ func (c *conn) serveOne() (keep, linger bool) {
 		c.setReadDeadline(time.Time{})
 	}
 
-	c.armWatch(w.body == nil, cancel)
+	c.armWatch(w.body == nil && br.Buffered() == 0 && !c.cr.hasByte, cancel)
 	panicked := c.run(w, req)
 	c.stopWatch()
 	if w.wdSet {
@@ -524,6 +524,19 @@ func (c *conn) serveOne() (keep, linger bool) {
 		return false, !w.bodyDone() || br.Buffered() > 0
 	}
 	return c.sent()
+}
+
+// serveQuick serves a quick request. A put may wait for room in the store,
+// so it is watched as a handler is: a client that goes away cancels it,
+// and nothing is stored.
+func (c *conn) serveQuick(q quickReq) bool {
+	if q.method != http.MethodPut {
+		return c.l.quick.serveQuick(c.quickCtx, c.b.bw, q)
+	}
+	idle := c.b.br.Buffered() == c.rp.pos+len(q.body) && !c.cr.hasByte
+	c.armWatch(idle, c.quickCancel)
+	defer c.stopWatch()
+	return c.l.quick.serveQuick(c.quickCtx, c.b.bw, q)
 }
 
 // sent ends a request whose response is whole in the write buffer.
@@ -599,11 +612,12 @@ func (c *conn) loopError(status int, msg string, head bool) {
 }
 
 // armWatch starts the watch timer of a request and makes cancel the one
-// that the connection's death calls.
-func (c *conn) armWatch(bodyDone bool, cancel context.CancelFunc) {
+// that the connection's death calls. idle: the request is all read and
+// nothing is buffered behind it (the watch may read the connection).
+func (c *conn) armWatch(idle bool, cancel context.CancelFunc) {
 	c.mu.Lock()
 	c.reqDone, c.late, c.watching = false, false, false
-	c.bodyDone = bodyDone && c.b.br.Buffered() == 0 && !c.cr.hasByte
+	c.bodyDone = idle
 	c.reqCancel = cancel
 	dead := c.dead
 	c.mu.Unlock()

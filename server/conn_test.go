@@ -653,6 +653,58 @@ func TestConnClientGone(t *testing.T) {
 	}
 }
 
+// waitingQuick is a quick server whose puts wait for their context, as a
+// put waits for room in a full store; /v1/objects/slow takes a while.
+type waitingQuick struct{ gone chan error }
+
+func (w waitingQuick) serveQuick(ctx context.Context, bw *bufio.Writer, q quickReq) bool {
+	switch q.id {
+	case "wait":
+		select {
+		case <-ctx.Done():
+			w.gone <- ctx.Err()
+		case <-time.After(10 * time.Second):
+			w.gone <- nil
+		}
+		return false
+	case "slow":
+		time.Sleep(100 * time.Millisecond)
+	}
+	bw.WriteString("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+	return true
+}
+
+// TestConnQuickPutClientGone: a quick put is watched as a handler is: its
+// client going away cancels it, and the watch keeps the first byte of a
+// request pipelined behind a slow one.
+func TestConnQuickPutClientGone(t *testing.T) {
+	wq := waitingQuick{gone: make(chan error, 1)}
+	ls := serveLoop(t, http.HandlerFunc(echo), time.Second, func(l *httpLoop) { l.quick = wq })
+	c := dialRaw(t, ls.addr)
+	c.send(t, "PUT /v1/objects/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+	time.Sleep(2 * watchDelay)
+	c.Close()
+	select {
+	case err := <-wq.gone:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("context of a quick put whose client left: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the quick put did not learn that its client left")
+	}
+
+	c = dialRaw(t, ls.addr)
+	c.send(t, "PUT /v1/objects/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+	time.Sleep(2 * watchDelay)
+	c.send(t, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := c.read(t, "PUT"); r.StatusCode != http.StatusCreated {
+		t.Fatalf("slow quick put: %d %q", r.StatusCode, r.body)
+	}
+	if r := c.read(t, "GET"); r.StatusCode != 200 || string(r.body) != "GET /next 0" {
+		t.Fatalf("request behind a slow quick put: %d %q", r.StatusCode, r.body)
+	}
+}
+
 // TestConnIdleBuffers: a connection idle past idleKeep gives its buffers
 // back and still serves the next request; past the idle timeout it closes.
 func TestConnIdleBuffers(t *testing.T) {
