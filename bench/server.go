@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"distore/backend"
@@ -109,6 +111,7 @@ func runServerBench(ctx context.Context, r *report) error {
 		size    int64
 	}
 	rates := map[key][2]float64{} // ops/s, GB/s
+	cpus := map[key][2]float64{}  // CPU µs per op of the best round: this process, the server's
 	for _, size := range srvSizes {
 		clients := srvClients
 		if size >= 64<<20 {
@@ -127,10 +130,12 @@ func runServerBench(ctx context.Context, r *report) error {
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", w.name(), sizeName(size), err)
 				}
-				for op, d := range map[string]time.Duration{"put": put, "get": get} {
+				for op, ph := range map[string]srvPhase{"put": put, "get": get} {
 					k := key{w.name(), op, size}
-					if ops := float64(n) / d.Seconds(); ops > rates[k][0] {
-						rates[k] = [2]float64{ops, gbps(int64(n)*size, d)}
+					if ops := float64(n) / ph.wall.Seconds(); ops > rates[k][0] {
+						rates[k] = [2]float64{ops, gbps(int64(n)*size, ph.wall)}
+						perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+						cpus[k] = [2]float64{perOp(ph.cpu), perOp(ph.serverCPU)}
 					}
 				}
 				if err := srvCleanup(ctx, w, n, clients); err != nil {
@@ -149,6 +154,21 @@ func runServerBench(ctx context.Context, r *report) error {
 				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), fmt.Sprintf("%.2f", ratio(ds[0], fl[0])), vsRedis)
 		}
 	}
+	// CPU per operation at the smallest size, where it decides the rate:
+	// the in-process ways' figure holds client and server; Redis's is the
+	// client here plus redis-server.
+	small := srvSizes[0]
+	r.table("size", "op", "CPU µs/op:", "distore", "net/http", "go-resp", "redis client", "+ redis-server", "= redis")
+	for _, op := range []string{"put", "get"} {
+		c := func(way string) [2]float64 { return cpus[key{way, op, small}] }
+		redis := [3]string{"-", "-", "-"}
+		if rerr == nil {
+			rc := c("redis")
+			redis = [3]string{fmt.Sprintf("%.1f", rc[0]), fmt.Sprintf("%.1f", rc[1]), fmt.Sprintf("%.1f", rc[0]+rc[1])}
+		}
+		r.row(sizeName(small), op, "", fmt.Sprintf("%.1f", c("distore")[0]), fmt.Sprintf("%.1f", c("net/http")[0]),
+			fmt.Sprintf("%.1f", c("go-resp")[0]), redis[0], redis[1], redis[2])
+	}
 	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
 	r.note("distore: in-process server (Serve, its own HTTP/1.1 loop) over a spill stack of one memory tier, Go client (one shared client, keep-alive)")
 	r.note("net/http: a handler that reads the body into a buffer / writes a buffer — the ceiling of any HTTP store")
@@ -157,6 +177,7 @@ func runServerBench(ctx context.Context, r *report) error {
 	} else {
 		r.note("redis: redis-server on loopback, no persistence, one RESP connection per client")
 	}
+	r.note("CPU µs/op: user+system time per operation in the best round; distore, net/http and go-resp hold client and server in this process, redis's client is here and redis-server is its own process (from /proc, 10 ms ticks)")
 	r.note("go-resp: a bare Go RESP server in this process, the same client as redis: the floor under any protocol a Go server in-process reaches here")
 	r.note("targets: 64MiB get >= 0.8x net/http; 1MiB >= 1.0x redis; 4KiB >= 0.8x redis ops/s (8 clients)")
 	return nil
@@ -187,17 +208,64 @@ func srvServe(ctx context.Context, srv *server.Server) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
 }
 
+// srvPhase is one phase (the puts or the gets) of a measurement: its wall
+// time and the CPU time it took, in this process and in the server's if it
+// is another (redis-server).
+type srvPhase struct {
+	wall, cpu, serverCPU time.Duration
+}
+
+// srvCPU returns the CPU time (user and system) of this process and of the
+// process pid (0: none) so far.
+func srvCPU(pid int) (self, other time.Duration) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if pid == 0 {
+		return self, 0
+	}
+	// /proc/PID/stat: utime and stime are the 14th and 15th fields, in
+	// clock ticks (USER_HZ, 100 on Linux), after the parenthesized name.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return self, 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return self, 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return self, time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// phaseStart starts timing a phase; the func it returns ends it.
+func phaseStart(pid int) func() srvPhase {
+	start := time.Now()
+	self, other := srvCPU(pid)
+	return func() srvPhase {
+		wall := time.Since(start)
+		self2, other2 := srvCPU(pid)
+		return srvPhase{wall: wall, cpu: self2 - self, serverCPU: other2 - other}
+	}
+}
+
 // srvMeasure puts objects with `clients` workers until srvTime or the byte
-// budget, then gets every one back once; it returns how many and the times.
-func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, time.Duration, time.Duration, error) {
+// budget, then gets every one back once; it returns how many and the phases.
+func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, srvPhase, srvPhase, error) {
 	size := int64(len(data))
 	perWorker := int(max(1, srvBytes/size/int64(clients)))
 	counts := make([]int, clients)
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	start := time.Now()
-	deadline := start.Add(srvTime)
+	pid := 0
+	if rw, ok := w.(*redisWay); ok {
+		pid = rw.pid
+	}
+	endPuts := phaseStart(pid)
+	deadline := time.Now().Add(srvTime)
 	for wk := range clients {
 		wg.Add(1)
 		go func() {
@@ -212,16 +280,16 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, t
 		}()
 	}
 	wg.Wait()
-	putTime := time.Since(start)
+	puts := endPuts()
 	if firstErr != nil {
-		return 0, 0, 0, firstErr
+		return 0, puts, puts, firstErr
 	}
 	n := 0
 	for _, k := range counts {
 		n += k
 	}
 	var bad atomic.Int64
-	start = time.Now()
+	endGets := phaseStart(pid)
 	for wk := range clients {
 		wg.Add(1)
 		go func() {
@@ -240,14 +308,14 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, t
 		}()
 	}
 	wg.Wait()
-	getTime := time.Since(start)
+	gets := endGets()
 	if firstErr != nil {
-		return 0, 0, 0, firstErr
+		return 0, puts, gets, firstErr
 	}
 	if bad.Load() > 0 {
-		return 0, 0, 0, fmt.Errorf("%d gets returned wrong bytes", bad.Load())
+		return 0, puts, gets, fmt.Errorf("%d gets returned wrong bytes", bad.Load())
 	}
-	return n, putTime, getTime, nil
+	return n, puts, gets, nil
 }
 
 func srvCleanup(ctx context.Context, w srvWay, n, clients int) error {
@@ -395,6 +463,7 @@ func (p *plainWay) get(ctx context.Context, worker, i int, buf []byte) ([]byte, 
 type redisWay struct {
 	label string // "redis", or "go-resp" for the floor (respfloor.go)
 	addr  string
+	pid   int // redis-server's process, whose CPU time is measured; 0 in process
 	mu    sync.Mutex
 	conns map[int]*respConn
 }
@@ -432,7 +501,7 @@ func startRedis(ctx context.Context) (*redisWay, func(), error) {
 		_ = cmd.Wait()
 		os.RemoveAll(dir)
 	}
-	rw := &redisWay{label: "redis", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conns: map[int]*respConn{}}
+	rw := &redisWay{label: "redis", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conns: map[int]*respConn{}, pid: cmd.Process.Pid}
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := rw.conn(0); err == nil {
 			break
