@@ -610,98 +610,83 @@ func TestConnForceClose(t *testing.T) {
 	c.expectEOF(t)
 }
 
-// TestConnClientGone: a slow handler's context is cancelled when its client
-// disconnects, and a request pipelined behind a slow one is still served.
+// quickFunc is a quickServer made of a function.
+type quickFunc func(ctx context.Context, bw *bufio.Writer, q quickReq) bool
+
+func (f quickFunc) serveQuick(ctx context.Context, bw *bufio.Writer, q quickReq) bool {
+	return f(ctx, bw, q)
+}
+
+// TestConnClientGone: a request that runs longer than watchDelay — served by
+// a handler, or a quick put waiting for room — learns that its client left
+// (its context is cancelled); and the watch of a slow one keeps the first
+// byte of the request pipelined behind it.
 func TestConnClientGone(t *testing.T) {
 	gone := make(chan error, 1)
-	ls := serveLoop(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	wait := func(ctx context.Context) {
+		select {
+		case <-ctx.Done():
+			gone <- ctx.Err()
+		case <-time.After(10 * time.Second):
+			gone <- nil
+		}
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/wait":
-			select {
-			case <-r.Context().Done():
-				gone <- r.Context().Err()
-			case <-time.After(10 * time.Second):
-				gone <- nil
-			}
+			wait(r.Context())
 		case "/slow":
 			time.Sleep(100 * time.Millisecond)
 		}
 		io.WriteString(w, r.URL.Path)
-	}), time.Second)
-	c := dialRaw(t, ls.addr)
-	c.send(t, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(2 * watchDelay)
-	c.Close()
-	select {
-	case err := <-gone:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("context of a request whose client left: %v", err)
+	})
+	quick := quickFunc(func(ctx context.Context, bw *bufio.Writer, q quickReq) bool {
+		switch q.id {
+		case "wait":
+			wait(ctx)
+			return false
+		case "slow":
+			time.Sleep(100 * time.Millisecond)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the handler did not learn that its client left")
-	}
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+		return true
+	})
+	for _, tc := range []struct {
+		name        string
+		quick       quickServer
+		wait, slow  string
+		slowMethod  string
+		slowAnswers string
+	}{
+		{"handler", nil, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n", "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", "GET", "/slow"},
+		{"quick put", quick, "PUT /v1/objects/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx",
+			"PUT /v1/objects/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", "PUT", "slow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := serveLoop(t, handler, time.Second, func(l *httpLoop) { l.quick = tc.quick })
+			c := dialRaw(t, ls.addr)
+			c.send(t, tc.wait)
+			time.Sleep(2 * watchDelay)
+			c.Close()
+			select {
+			case err := <-gone:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("context of a request whose client left: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the request did not learn that its client left")
+			}
 
-	// The watch of /slow reads the first byte of the next request.
-	c = dialRaw(t, ls.addr)
-	c.send(t, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(2 * watchDelay)
-	c.send(t, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-	for _, want := range []string{"/slow", "/next"} {
-		if r := c.read(t, "GET"); r.StatusCode != 200 || string(r.body) != want {
-			t.Fatalf("want %s: %d %q", want, r.StatusCode, r.body)
-		}
-	}
-}
-
-// waitingQuick is a quick server whose puts wait for their context, as a
-// put waits for room in a full store; /v1/objects/slow takes a while.
-type waitingQuick struct{ gone chan error }
-
-func (w waitingQuick) serveQuick(ctx context.Context, bw *bufio.Writer, q quickReq) bool {
-	switch q.id {
-	case "wait":
-		select {
-		case <-ctx.Done():
-			w.gone <- ctx.Err()
-		case <-time.After(10 * time.Second):
-			w.gone <- nil
-		}
-		return false
-	case "slow":
-		time.Sleep(100 * time.Millisecond)
-	}
-	bw.WriteString("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-	return true
-}
-
-// TestConnQuickPutClientGone: a quick put is watched as a handler is: its
-// client going away cancels it, and the watch keeps the first byte of a
-// request pipelined behind a slow one.
-func TestConnQuickPutClientGone(t *testing.T) {
-	wq := waitingQuick{gone: make(chan error, 1)}
-	ls := serveLoop(t, http.HandlerFunc(echo), time.Second, func(l *httpLoop) { l.quick = wq })
-	c := dialRaw(t, ls.addr)
-	c.send(t, "PUT /v1/objects/wait HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
-	time.Sleep(2 * watchDelay)
-	c.Close()
-	select {
-	case err := <-wq.gone:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("context of a quick put whose client left: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the quick put did not learn that its client left")
-	}
-
-	c = dialRaw(t, ls.addr)
-	c.send(t, "PUT /v1/objects/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
-	time.Sleep(2 * watchDelay)
-	c.send(t, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-	if r := c.read(t, "PUT"); r.StatusCode != http.StatusCreated {
-		t.Fatalf("slow quick put: %d %q", r.StatusCode, r.body)
-	}
-	if r := c.read(t, "GET"); r.StatusCode != 200 || string(r.body) != "GET /next 0" {
-		t.Fatalf("request behind a slow quick put: %d %q", r.StatusCode, r.body)
+			c = dialRaw(t, ls.addr)
+			c.send(t, tc.slow)
+			time.Sleep(2 * watchDelay)
+			c.send(t, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+			for _, want := range []struct{ method, body string }{{tc.slowMethod, tc.slowAnswers}, {"GET", "/next"}} {
+				if r := c.read(t, want.method); r.StatusCode != 200 || string(r.body) != want.body {
+					t.Fatalf("want %s: %d %q", want.body, r.StatusCode, r.body)
+				}
+			}
+		})
 	}
 }
 
