@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -50,25 +48,11 @@ func newQuickPair(t *testing.T) *quickPair {
 // rawDo sends raw in one write on a new connection and reads the response.
 func rawDo(t *testing.T, addr, raw string) (*http.Response, []byte) {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := io.WriteString(nc, raw); err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil {
-		t.Fatalf("%.60q: %v", raw, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%.60q: body: %v", raw, err)
-	}
-	return resp, body
+	c := dialRaw(t, addr)
+	defer c.Close()
+	c.send(t, raw)
+	r := c.read(t, strings.Fields(raw)[0])
+	return r.Response, r.body
 }
 
 // times are the timestamps of an object's info, which two stores never share.
