@@ -69,13 +69,14 @@ func appendInfo(b []byte, info backend.ObjectInfo) ([]byte, bool) {
 	return b, ok1 && ok2 && ok3 && ok4
 }
 
-// appendTime appends t as its MarshalJSON does.
+// appendTime appends t as its MarshalJSON does (its text, quoted), without
+// MarshalJSON's allocation.
 func appendTime(b []byte, t time.Time) ([]byte, bool) {
-	tb, err := t.MarshalJSON()
+	out, err := t.AppendText(append(b, '"'))
 	if err != nil {
 		return b, false
 	}
-	return append(b, tb...), true
+	return append(out, '"'), true
 }
 
 // appendPlainString quotes s if no byte of it needs escaping in JSON
