@@ -47,8 +47,8 @@ func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, id string) bool
 		return false
 	}
 	start := time.Now()
-	info, err := s.b.ObjectInfo(ctx, backend.ID(id))
-	if err != nil || info.Level != levels.Memory || info.Size > quickMax {
+	// ObjectInfo first: Get would read an object on disk whole.
+	if info, err := s.b.ObjectInfo(ctx, backend.ID(id)); err != nil || info.Level != levels.Memory || info.Size > quickMax {
 		return false
 	}
 	obj, err := s.b.Get(ctx, backend.ID(id))
@@ -56,8 +56,10 @@ func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, id string) bool
 		return false
 	}
 	defer obj.Close()
-	data := obj.Bytes()
-	if int64(len(data)) != info.Size {
+	// The head says what Get returned, should the object have been put
+	// again since ObjectInfo.
+	info, data := obj.Info(), obj.Bytes()
+	if int64(len(data)) != info.Size || info.Size > quickMax {
 		return false // get reports it
 	}
 	var head [192]byte

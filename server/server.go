@@ -512,6 +512,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		if int64(len(data)) != info.Size {
 			return fmt.Errorf("server: get %q: object is %d bytes, its info says %d", string(id), len(data), info.Size)
 		}
+		if c := obj.Info().Checksum; c != info.Checksum {
+			// Deleted and put again, as big, since ObjectInfo: the
+			// checksum must be that of the bytes sent.
+			h[HeaderChecksum] = []string{hex8(c)}
+		}
 		w.WriteHeader(status)
 		_, err = s.writeBody(w, data[off:off+n])
 		return s.afterHeader(r, id, err)

@@ -110,6 +110,10 @@ func (s *Stack) Get(ctx context.Context, id backend.ID) (backend.Object, error) 
 			}
 			return nil, s.notFound("get", id, err)
 		}
+		// Size and checksum are those of the bytes the tier returned, even
+		// if the object was deleted and put again since the lookup.
+		oi := obj.Info()
+		info.Size, info.Checksum = oi.Size, oi.Checksum
 		if i > 0 && s.opts.PromoteOnGet {
 			s.promoteAsync(e)
 		}
