@@ -38,7 +38,7 @@ const srvClients = 8
 
 // srvBudget bounds each measurement in time and in bytes moved.
 const (
-	srvRounds = 3
+	srvRounds = 5
 	srvTime   = time.Second
 	srvBytes  = 1 << 30 // at most this many bytes are put per size (memory tier capacity)
 )
