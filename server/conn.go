@@ -437,9 +437,17 @@ func (c *conn) serveOne() (keep, linger bool) {
 		// The whole head is here: parse the common ones without net/http,
 		// and answer the commonest without even a request.
 		if c.l.quick != nil && !c.st.closing.Load() {
-			if q, ok := c.rp.quick(); ok && c.serveQuick(q) {
-				c.rp.skip(br, q)
-				return c.sent()
+			if q, ok := c.rp.quick(); ok {
+				served, panicked := c.serveQuick(q)
+				if panicked {
+					// As after a handler's panic before its header.
+					c.loopError(http.StatusInternalServerError, "internal error: the request handler failed", false)
+					return false, true
+				}
+				if served {
+					c.rp.skip(br, q)
+					return c.sent()
+				}
 			}
 		}
 		req, fast = c.rp.build(br)
@@ -526,17 +534,24 @@ func (c *conn) serveOne() (keep, linger bool) {
 	return c.sent()
 }
 
-// serveQuick serves a quick request. A put may wait for room in the store,
-// so it is watched as a handler is: a client that goes away cancels it,
-// and nothing is stored.
-func (c *conn) serveQuick(q quickReq) bool {
-	if q.method != http.MethodPut {
-		return c.l.quick.serveQuick(c.quickCtx, c.b.bw, q)
+// serveQuick serves a quick request, recovering a panic as run does (a
+// quick answer is written only at its end, so a panic leaves none). A put
+// may wait for room in the store, so it is watched as a handler is: a
+// client that goes away cancels it, and nothing is stored.
+func (c *conn) serveQuick(q quickReq) (served, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			c.l.log.Error("panic serving a request", "method", q.method, "path", objectPrefix+q.id, "remote", c.remote,
+				"panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	if q.method == http.MethodPut {
+		idle := c.b.br.Buffered() == c.rp.pos+len(q.body) && !c.cr.hasByte
+		c.armWatch(idle, c.quickCancel)
+		defer c.stopWatch()
 	}
-	idle := c.b.br.Buffered() == c.rp.pos+len(q.body) && !c.cr.hasByte
-	c.armWatch(idle, c.quickCancel)
-	defer c.stopWatch()
-	return c.l.quick.serveQuick(c.quickCtx, c.b.bw, q)
+	return c.l.quick.serveQuick(c.quickCtx, c.b.bw, q), false
 }
 
 // sent ends a request whose response is whole in the write buffer.

@@ -486,8 +486,9 @@ func TestConnHeaderTooLarge(t *testing.T) {
 	}
 }
 
-// TestConnPanic: a handler's panic is logged and answered 500 (if nothing
-// was sent yet) or cuts the response (if it was); the server goes on.
+// TestConnPanic: a panic of a handler or of a quick request is logged and
+// answered 500 (if nothing was sent yet) or cuts the response (if it was);
+// the server goes on.
 func TestConnPanic(t *testing.T) {
 	ls := serveLoop(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/late" {
@@ -527,6 +528,21 @@ func TestConnPanic(t *testing.T) {
 		if !strings.Contains(ls.log.String(), p) {
 			t.Errorf("panic %q not logged: %s", p, ls.log.String())
 		}
+	}
+
+	// A quick request's panic is answered as a handler's before its header.
+	ls = serveLoop(t, http.HandlerFunc(echo), time.Second, func(l *httpLoop) {
+		l.quick = quickFunc(func(context.Context, *bufio.Writer, quickReq) bool { panic("quick bug") })
+	})
+	c = dialRaw(t, ls.addr)
+	c.send(t, "GET /v1/objects/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	r = c.read(t, "GET")
+	if err := json.Unmarshal(r.body, &eb); err != nil || r.StatusCode != 500 || eb.Code != CodeInternal || !r.Close {
+		t.Fatalf("panic in a quick request: %d %q", r.StatusCode, r.body)
+	}
+	c.expectEOF(t)
+	if !strings.Contains(ls.log.String(), "quick bug") {
+		t.Errorf("quick panic not logged: %s", ls.log.String())
 	}
 }
 
