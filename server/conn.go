@@ -438,6 +438,7 @@ func (c *conn) serveOne() (keep, linger bool) {
 		// and answer the commonest without even a request.
 		if c.l.quick != nil && !c.st.closing.Load() {
 			if q, ok := c.rp.quick(); ok {
+				q.closing = &c.st.closing
 				served, panicked := c.serveQuick(q)
 				if panicked {
 					// As after a handler's panic before its header.

@@ -35,14 +35,15 @@ func (s *Server) serveQuick(ctx context.Context, bw *bufio.Writer, q quickReq) b
 	if q.method == http.MethodPut {
 		return s.quickPut(ctx, bw, q)
 	}
-	return s.quickGet(ctx, bw, q.id)
+	return s.quickGet(ctx, bw, q)
 }
 
 // quickGet answers a GET of a whole object that is in the memory tier and
 // at most quickMax bytes with what get sends: status line, the headers of
 // setInfoHeaders(h, info, false, size), and the bytes from the tier's
 // memory.
-func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, id string) bool {
+func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, q quickReq) bool {
+	id := q.id
 	if !zeroCopyGet {
 		return false
 	}
@@ -63,15 +64,16 @@ func (s *Server) quickGet(ctx context.Context, bw *bufio.Writer, id string) bool
 		return false // get reports it
 	}
 	var head [192]byte
-	_, _ = bw.Write(appendGetHead(head[:0], info))
+	_, _ = bw.Write(appendGetHead(head[:0], info, q.shuttingDown()))
 	_, _ = bw.Write(data) // an error stays in bw: the loop's flush sees it
 	s.met.observe(routeGetObject, http.StatusOK, time.Since(start), info.Size)
 	return true
 }
 
 // appendGetHead appends the status line and headers of a 200 answer to a
-// GET of the whole object: those of setInfoHeaders(h, info, false, size).
-func appendGetHead(b []byte, info backend.ObjectInfo) []byte {
+// GET of the whole object: those of setInfoHeaders(h, info, false, size),
+// and Connection: close if closing.
+func appendGetHead(b []byte, info backend.ObjectInfo, closing bool) []byte {
 	b = append(b, "HTTP/1.1 200 OK\r\n"...)
 	b = append(b, HeaderSize+": "...)
 	b = strconv.AppendInt(b, info.Size, 10)
@@ -81,6 +83,15 @@ func appendGetHead(b []byte, info backend.ObjectInfo) []byte {
 	b = appendHex8(b, info.Checksum)
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, octetType[0]...)
+	return endHead(b, closing)
+}
+
+// endHead ends a head: the last header's line end, Connection: close if
+// closing, and the blank line.
+func endHead(b []byte, closing bool) []byte {
+	if closing {
+		b = append(b, "\r\nConnection: close"...)
+	}
 	return append(b, "\r\n\r\n"...)
 }
 
@@ -120,7 +131,7 @@ func (s *Server) quickPut(ctx context.Context, bw *bufio.Writer, q quickReq) boo
 	}
 	*bp = body[:0]
 	var head [192]byte
-	_, _ = bw.Write(appendPutHead(head[:0], q.id, len(body)))
+	_, _ = bw.Write(appendPutHead(head[:0], q.id, len(body), q.shuttingDown()))
 	_, _ = bw.Write(body)
 	s.met.bytesIn.Add(float64(len(q.body)))
 	s.met.observe(routePutObject, http.StatusCreated, time.Since(start), int64(len(body)))
@@ -128,13 +139,13 @@ func (s *Server) quickPut(ctx context.Context, bw *bufio.Writer, q quickReq) boo
 }
 
 // appendPutHead appends the status line and headers of put's 201 answer
-// with a JSON body of n bytes.
-func appendPutHead(b []byte, id string, n int) []byte {
+// with a JSON body of n bytes, and Connection: close if closing.
+func appendPutHead(b []byte, id string, n int, closing bool) []byte {
 	b = append(b, "HTTP/1.1 201 Created\r\nLocation: "+objectPrefix...)
 	b = append(b, id...)
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, jsonType[0]...)
 	b = append(b, "\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(n), 10)
-	return append(b, "\r\n\r\n"...)
+	return endHead(b, closing)
 }

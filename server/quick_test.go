@@ -238,3 +238,47 @@ func (d diskLevel) ObjectInfo(ctx context.Context, id backend.ID) (backend.Objec
 	info.Level = levels.Disk
 	return info, err
 }
+
+// blockingPut is a backend whose Put waits for release, as a put waits for
+// room in a full store.
+type blockingPut struct {
+	backend.Backend
+	entered, release chan struct{}
+}
+
+func (b blockingPut) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	close(b.entered)
+	<-b.release
+	return b.Backend.Put(ctx, id, data, opts)
+}
+
+// TestQuickPutDuringShutdown: a quick put in flight when shutdown begins
+// finishes, is stored, and its answer says Connection: close, as a
+// handler's does.
+func TestQuickPutDuringShutdown(t *testing.T) {
+	mem := newMemory(t, 64<<20)
+	bp := blockingPut{Backend: mem, entered: make(chan struct{}), release: make(chan struct{})}
+	s, err := New(bp, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := serveLoop(t, s, 10*time.Second)
+	c := dialRaw(t, ls.addr)
+	c.send(t, putRaw("late", []byte("data")))
+	<-bp.entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- ls.stop(t, 10*time.Second) }()
+	time.Sleep(100 * time.Millisecond) // shutdown under way
+	close(bp.release)
+	r := c.read(t, http.MethodPut)
+	if r.StatusCode != http.StatusCreated || !r.Close {
+		t.Fatalf("quick put in flight at shutdown: %d %q close=%v", r.StatusCode, r.body, r.Close)
+	}
+	c.expectEOF(t)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := mem.ObjectInfo(context.Background(), "late"); err != nil {
+		t.Fatalf("the put answered 201 is not stored: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 
 	"distore/backend"
 )
@@ -292,7 +293,13 @@ type quickReq struct {
 	// the X-Distore-Checksum and X-Distore-Importance values (nil: absent).
 	body                 []byte
 	checksum, importance []byte
+	// closing, if set, tells that the server began shutting down: the
+	// answer then says Connection: close (read when it is written).
+	closing *atomic.Bool
 }
+
+// shuttingDown reports whether the answer to q must close the connection.
+func (q quickReq) shuttingDown() bool { return q.closing != nil && q.closing.Load() }
 
 // quick returns the request of the head scan found when it is one of the
 // two the loop answers itself: GET or PUT /v1/objects/{id} over HTTP/1.1
