@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -268,7 +269,19 @@ func TestQuickPutDuringShutdown(t *testing.T) {
 	<-bp.entered
 	stopped := make(chan error, 1)
 	go func() { stopped <- ls.stop(t, 10*time.Second) }()
-	time.Sleep(100 * time.Millisecond) // shutdown under way
+	// Shutdown is under way once the listener is closed; the loop marks
+	// itself closing right after.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		nc, err := net.DialTimeout("tcp", ls.addr, time.Second)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting 10 s after shutdown began")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	close(bp.release)
 	r := c.read(t, http.MethodPut)
 	if r.StatusCode != http.StatusCreated || !r.Close {
