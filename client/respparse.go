@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"distore/internal/httpwire"
 )
 
 // maxFastHeaders and maxFastHead bound the heads parseHead takes; bigger
@@ -118,7 +120,7 @@ func (p *headParser) parseHead(head []byte, method string, resp *http.Response) 
 		}
 		key := line[:colon]
 		for i := 0; i < len(key); i++ {
-			if !tokenByte(key[i]) {
+			if !httpwire.TokenByte(key[i]) {
 				return false
 			}
 		}
@@ -184,18 +186,6 @@ func (p *headParser) parseHead(head []byte, method string, resp *http.Response) 
 	}
 	return true
 }
-
-// tokenByte reports whether c may be in a header field name (RFC 9110 tchar).
-func tokenByte(c byte) bool { return tokenBytes[c] }
-
-// tokenBytes is tokenByte's table (it runs on every byte of every name).
-var tokenBytes = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c < 0x7f && strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
-	}
-	return t
-}()
 
 // knownHeaders maps the lower-case names of the headers the server sends to
 // their canonical form, so that such names cost no allocation however they

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"distore/backend"
+	"distore/internal/httpwire"
 )
 
 // maxFastHeaders is the most header lines the fast path takes.
@@ -162,7 +163,7 @@ func (p *reqParser) scan(br *bufio.Reader) bool {
 		}
 		f := headerField{known: -1, ns: pos, ne: pos + colon, vs: pos + colon + 1, ve: end}
 		for _, c := range buf[f.ns:f.ne] {
-			if !tokenByte(c) {
+			if !httpwire.TokenByte(c) {
 				return false
 			}
 		}
@@ -396,19 +397,6 @@ func lower(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
-}
-
-// tokenByte reports whether c may be in a header name (RFC 9110 tchar).
-func tokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // pathByte reports whether c is one that url.ParseRequestURI leaves as it is

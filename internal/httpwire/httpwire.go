@@ -24,3 +24,15 @@ func WriteField(bw *bufio.Writer, name string, values []string) {
 		bw.WriteString("\r\n")
 	}
 }
+
+// TokenByte reports whether c may be in a header field name (RFC 9110
+// tchar). Both parsers run it on every byte of every name: a table.
+func TokenByte(c byte) bool { return tokenBytes[c] }
+
+var tokenBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c < 0x7f && strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+	}
+	return t
+}()
