@@ -111,23 +111,23 @@ func benchSizes() []int {
 	return []int{4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 1 << 20, 64 << 20}
 }
 
+// benchOp runs op as the sub-benchmark name at n bytes.
+func benchOp(b *testing.B, n int, name string, op func()) {
+	b.Run(sizeName(n)+"/"+name, func(b *testing.B) {
+		b.SetBytes(int64(n))
+		for b.Loop() {
+			op()
+		}
+	})
+}
+
 func BenchmarkUpdate(b *testing.B) {
 	for _, n := range benchSizes() {
 		p := testData(n, 1)[:n]
 		if useFold && n >= hybridMin {
-			b.Run(sizeName(n)+"/hybrid", func(b *testing.B) {
-				b.SetBytes(int64(n))
-				for b.Loop() {
-					hybrid(0, nil, p)
-				}
-			})
+			benchOp(b, n, "hybrid", func() { hybrid(0, nil, p) })
 		}
-		b.Run(sizeName(n)+"/hash-crc32", func(b *testing.B) {
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				crc32.Update(0, Table, p)
-			}
-		})
+		benchOp(b, n, "hash-crc32", func() { crc32.Update(0, Table, p) })
 	}
 }
 
@@ -137,34 +137,16 @@ func BenchmarkCopyUpdate(b *testing.B) {
 		d := make([]byte, n)
 		copy(d, p)
 		if useFold && n >= hybridMin {
-			b.Run(sizeName(n)+"/hybrid", func(b *testing.B) {
-				b.SetBytes(int64(n))
-				for b.Loop() {
-					hybrid(0, d, p)
-				}
-			})
+			benchOp(b, n, "hybrid", func() { hybrid(0, d, p) })
 		}
 		if useFold {
-			b.Run(sizeName(n)+"/fused", func(b *testing.B) {
-				b.SetBytes(int64(n))
-				for b.Loop() {
-					copyFold(0, d, p)
-				}
-			})
+			benchOp(b, n, "fused", func() { copyFold(0, d, p) })
 		}
-		b.Run(sizeName(n)+"/copy+crc32", func(b *testing.B) {
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				copy(d, p)
-				crc32.Update(0, Table, d)
-			}
+		benchOp(b, n, "copy+crc32", func() {
+			copy(d, p)
+			crc32.Update(0, Table, d)
 		})
-		b.Run(sizeName(n)+"/copy", func(b *testing.B) {
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				copy(d, p)
-			}
-		})
+		benchOp(b, n, "copy", func() { copy(d, p) })
 	}
 }
 
