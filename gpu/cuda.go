@@ -36,13 +36,17 @@ type cudaLib struct {
 	cuDeviceTotalMem          func(bytes *uintptr, dev int32) cuResult
 	cuDevicePrimaryCtxRetain  func(pctx *uintptr, dev int32) cuResult
 	cuDevicePrimaryCtxRelease func(dev int32) cuResult
-	cuCtxSetCurrent           func(ctx uintptr) cuResult
+	cuDeviceGetUuid           func(uuid *[16]byte, dev int32) cuResult
+	cuCtxPushCurrent          func(ctx uintptr) cuResult
+	cuCtxPopCurrent           func(pctx *uintptr) cuResult
 	cuMemAlloc                func(dptr *uint64, size uintptr) cuResult
 	cuMemFree                 func(dptr uint64) cuResult
 	cuMemHostAlloc            func(pp *unsafe.Pointer, size uintptr, flags uint32) cuResult
 	cuMemFreeHost             func(p unsafe.Pointer) cuResult
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, n uintptr) cuResult
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, n uintptr) cuResult
+	cuMemcpyDtoD              func(dst, src uint64, n uintptr) cuResult
+	cuMemsetD8                func(dst uint64, value uint8, n uintptr) cuResult
 	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, n uintptr, stream uintptr) cuResult
 	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, n uintptr, stream uintptr) cuResult
 	cuMemGetInfo              func(free, total *uintptr) cuResult

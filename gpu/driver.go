@@ -1,9 +1,11 @@
 package gpu
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"runtime"
-	"sync/atomic"
+	"sync"
 	"unsafe"
 
 	"distore/backend"
@@ -17,9 +19,11 @@ type Stream uintptr
 
 // Driver is a handle on one CUDA device through the driver API, loaded at run
 // time from libcuda.so.1 (no cgo, no CUDA headers). It holds the device's
-// primary context and makes it current on the calling OS thread around every
-// call, so its methods may be called from any goroutine. The tier uses it; it
-// is exported for GPU consumers and for baselines (raw copies, pinned memory).
+// primary context and pushes it on the calling OS thread's context stack
+// around every call (and pops it after), so its methods may be called from
+// any goroutine and leave whatever context the caller had current as it was.
+// The tier uses it; it is exported for GPU consumers and for baselines (raw
+// copies, pinned memory).
 //
 // Device pointers are uintptr (a CUdeviceptr; 64 bits on every platform the
 // driver supports). Host buffers passed to the copy functions are used only
@@ -31,8 +35,13 @@ type Driver struct {
 	dev     int32
 	ctx     uintptr
 	name    string
+	uuid    string
 
-	closed atomic.Bool
+	mu         sync.Mutex
+	calls      int           // driver calls in flight
+	closed     bool          // Close began: new calls fail
+	idle       chan struct{} // closed once the context is released after Close
+	releaseErr error         // of cuDevicePrimaryCtxRelease, read after idle
 }
 
 // OpenDriver loads the CUDA driver and opens device ordinal (0 is the first
@@ -43,6 +52,11 @@ func OpenDriver(ordinal int) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", backend.ErrUnavailable, err)
 	}
+	return newDriver(lib, ordinal)
+}
+
+// newDriver opens device ordinal through lib.
+func newDriver(lib *cudaLib, ordinal int) (*Driver, error) {
 	var count int32
 	if err := lib.check("cuDeviceGetCount", lib.cuDeviceGetCount(&count)); err != nil {
 		return nil, fmt.Errorf("%w: no CUDA device: %v", backend.ErrUnavailable, err)
@@ -53,7 +67,7 @@ func OpenDriver(ordinal int) (*Driver, error) {
 	if ordinal < 0 || ordinal >= int(count) {
 		return nil, fmt.Errorf("%w: device ordinal %d out of range (%d devices)", backend.ErrUnavailable, ordinal, count)
 	}
-	d := &Driver{lib: lib, ordinal: ordinal}
+	d := &Driver{lib: lib, ordinal: ordinal, idle: make(chan struct{})}
 	if err := lib.check("cuDeviceGet", lib.cuDeviceGet(&d.dev, int32(ordinal))); err != nil {
 		return nil, fmt.Errorf("%w: device %d: %v", backend.ErrUnavailable, ordinal, err)
 	}
@@ -64,17 +78,33 @@ func OpenDriver(ordinal int) (*Driver, error) {
 	if d.name == "" {
 		d.name = fmt.Sprintf("CUDA device %d", ordinal)
 	}
+	var uuid [16]byte
+	if err := lib.check("cuDeviceGetUuid_v2", lib.cuDeviceGetUuid(&uuid, d.dev)); err != nil {
+		return nil, fmt.Errorf("%w: device %d (%s): %v", backend.ErrUnavailable, ordinal, d.name, err)
+	}
+	d.uuid = formatUUID(uuid)
 	if err := lib.check("cuDevicePrimaryCtxRetain", lib.cuDevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
 		return nil, fmt.Errorf("%w: device %d (%s): %v", backend.ErrUnavailable, ordinal, d.name, err)
 	}
 	return d, nil
 }
 
+// formatUUID writes a CUuuid as nvidia-smi and CUDA_VISIBLE_DEVICES do:
+// "GPU-8e7b5c2a-1d3f-4e6a-9b0c-2d4e6f8a0b1c".
+func formatUUID(u [16]byte) string {
+	return fmt.Sprintf("GPU-%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
 // Name is the device's model name ("NVIDIA H100 80GB HBM3").
 func (d *Driver) Name() string { return d.name }
 
-// Ordinal is the device's ordinal.
+// Ordinal is the device's ordinal, in this process's numbering (which
+// CUDA_VISIBLE_DEVICES changes).
 func (d *Driver) Ordinal() int { return d.ordinal }
+
+// UUID names the device the same in every process, whatever its
+// CUDA_VISIBLE_DEVICES: "GPU-" and the UUID, as nvidia-smi -L prints it.
+func (d *Driver) UUID() string { return d.uuid }
 
 // DriverVersion is the CUDA version the driver supports, as 1000*major+10*minor.
 func (d *Driver) DriverVersion() int {
@@ -85,31 +115,67 @@ func (d *Driver) DriverVersion() int {
 	return int(v)
 }
 
-// enter locks the goroutine to its OS thread and makes the device's context
-// current there: a CUDA context is current per OS thread, and the Go scheduler
-// would otherwise move the goroutine between the two calls.
+// enter counts a call in flight (Close waits for it), locks the goroutine to
+// its OS thread and pushes the device's context on that thread's context
+// stack: a CUDA context is current per OS thread, and the Go scheduler would
+// otherwise move the goroutine between the two calls. Pushing, rather than
+// cuCtxSetCurrent, keeps the context another user of the thread had current:
+// exit pops ours and theirs is current again.
 func (d *Driver) enter(fn string) error {
-	runtime.LockOSThread()
-	if d.closed.Load() {
-		runtime.UnlockOSThread()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
 		return fmt.Errorf("%s: %w: driver handle closed", fn, backend.ErrClosed)
 	}
-	if err := d.lib.check("cuCtxSetCurrent", d.lib.cuCtxSetCurrent(d.ctx)); err != nil {
+	d.calls++
+	d.mu.Unlock()
+	runtime.LockOSThread()
+	if err := d.lib.check("cuCtxPushCurrent_v2", d.lib.cuCtxPushCurrent(d.ctx)); err != nil {
 		runtime.UnlockOSThread()
+		d.done()
 		return err
 	}
 	return nil
 }
 
-func (d *Driver) exit() { runtime.UnlockOSThread() }
+// exit pops the context enter pushed and ends the call.
+func (d *Driver) exit() error {
+	var popped uintptr
+	err := d.lib.check("cuCtxPopCurrent_v2", d.lib.cuCtxPopCurrent(&popped))
+	if err == nil && popped != d.ctx {
+		// Someone pushed a context during the call and left it there: the
+		// thread's stack is not ours to repair, but say so.
+		err = fmt.Errorf("cuCtxPopCurrent_v2: popped context %#x, not device %d's primary context %#x", popped, d.ordinal, d.ctx)
+	}
+	runtime.UnlockOSThread()
+	d.done()
+	return err
+}
+
+// done ends a counted call; the last one after Close releases the context.
+func (d *Driver) done() {
+	d.mu.Lock()
+	d.calls--
+	last := d.closed && d.calls == 0
+	d.mu.Unlock()
+	if last {
+		d.release()
+	}
+}
+
+// release gives back the primary context, once, when no call is in flight.
+func (d *Driver) release() {
+	d.releaseErr = d.lib.check("cuDevicePrimaryCtxRelease", d.lib.cuDevicePrimaryCtxRelease(d.dev))
+	close(d.idle)
+}
 
 // call runs one driver call with the context current.
 func (d *Driver) call(fn string, f func() cuResult) error {
 	if err := d.enter(fn); err != nil {
 		return err
 	}
-	defer d.exit()
-	return d.lib.check(fn, f())
+	err := d.lib.check(fn, f())
+	return errors.Join(err, d.exit())
 }
 
 // MemInfo returns the device's free and total memory in bytes.
@@ -225,9 +291,40 @@ func (d *Driver) DestroyStream(s Stream) error {
 	return d.call("cuStreamDestroy_v2", func() cuResult { return d.lib.cuStreamDestroy(uintptr(s)) })
 }
 
+// CopyDtoD copies n bytes of device memory from src to dst and returns when
+// the copy is done (it synchronises the legacy default stream, which
+// cuMemcpyDtoD runs on without waiting for it).
+func (d *Driver) CopyDtoD(dst, src uintptr, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	return d.call("cuMemcpyDtoD_v2", func() cuResult {
+		if r := d.lib.cuMemcpyDtoD(uint64(dst), uint64(src), uintptr(n)); r != cudaSuccess {
+			return r
+		}
+		return d.lib.cuStreamSynchronize(0)
+	})
+}
+
+// MemsetD8 sets n bytes of device memory at p to v and returns when done.
+func (d *Driver) MemsetD8(p uintptr, v byte, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	return d.call("cuMemsetD8_v2", func() cuResult {
+		if r := d.lib.cuMemsetD8(uint64(p), v, uintptr(n)); r != cudaSuccess {
+			return r
+		}
+		return d.lib.cuStreamSynchronize(0)
+	})
+}
+
 // IPCHandle returns the CUDA IPC handle (CUipcMemHandle) of the allocation
 // that starts at p, which another process opens with cuIpcOpenMemHandle to
-// map the same device memory without a copy.
+// map the same device memory without a copy. The handle maps the whole
+// allocation (for an allocation under 2 MiB, possibly the driver's whole
+// 2 MiB block, other allocations included), and the allocation must not be
+// freed while another process has it open.
 func (d *Driver) IPCHandle(p uintptr) ([IPCHandleSize]byte, error) {
 	var h [IPCHandleSize]byte
 	err := d.call("cuIpcGetMemHandle", func() cuResult { return d.lib.cuIpcGetMemHandle(&h, uint64(p)) })
@@ -235,10 +332,34 @@ func (d *Driver) IPCHandle(p uintptr) ([IPCHandleSize]byte, error) {
 }
 
 // Close releases the primary context. Memory allocated through the Driver
-// must be freed first. Close is idempotent.
-func (d *Driver) Close() error {
-	if d.closed.Swap(true) {
+// must be freed first. Calls made after Close begins fail with
+// backend.ErrClosed; Close waits for the calls already in flight to return
+// (each is one driver call: a copy, a stream synchronisation), so the
+// context is never released under one of them. Use CloseContext to bound
+// that wait. Close is idempotent.
+func (d *Driver) Close() error { return d.CloseContext(context.Background()) }
+
+// CloseContext is Close with its wait for calls in flight bounded by ctx.
+// If ctx ends first it returns an error wrapping ctx.Err(), new calls still
+// fail, and the last call in flight releases the context when it returns.
+func (d *Driver) CloseContext(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
 		return nil
 	}
-	return d.lib.check("cuDevicePrimaryCtxRelease", d.lib.cuDevicePrimaryCtxRelease(d.dev))
+	d.closed = true
+	n := d.calls
+	d.mu.Unlock()
+	if n == 0 {
+		d.release()
+		return d.releaseErr
+	}
+	select {
+	case <-d.idle:
+		return d.releaseErr
+	case <-ctx.Done():
+		return fmt.Errorf("closing CUDA device %d (%s): %w: %d driver calls still in flight; the context is released when they return",
+			d.ordinal, d.name, ctx.Err(), n)
+	}
 }

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"distore/backend"
@@ -440,25 +444,151 @@ func TestTeardownWaitsForOpenHandles(t *testing.T) {
 	}
 }
 
-func TestIPCHandle(t *testing.T) {
+// simExport finds the simulated allocation an IPC handle names (the sim's
+// handle is "sim:" and the address in hex).
+func simExport(t *testing.T, dev *simDevice, h IPCHandle) (uintptr, []byte) {
+	t.Helper()
+	var p uintptr
+	if _, err := fmt.Sscanf(strings.TrimRight(string(h.Handle[:]), "\x00"), "sim:%x", &p); err != nil {
+		t.Fatalf("handle %q: %v", h.Handle[:16], err)
+	}
+	dev.mu.Lock()
+	defer dev.mu.Unlock()
+	m, ok := dev.mem[p]
+	if !ok {
+		t.Fatalf("handle names %#x, which is not a live allocation", p)
+	}
+	return p, bytes.Clone(m)
+}
+
+// TestExportIPC: an export shows one object and zeros, names the device by
+// UUID, outlives the object and holds the tier's memory until Release.
+func TestExportIPC(t *testing.T) {
 	ctx := context.Background()
-	tier, _ := openSim(t, 8<<20)
-	tier.Put(ctx, "a", pattern(1000, 1), backend.PutOptions{})
-	tier.Put(ctx, "b", pattern(5000, 2), backend.PutOptions{})
-	h, err := tier.IPCHandle(ctx, "b")
+	tier, dev := openSim(t, 8<<20)
+	a, b := pattern(1000, 1), pattern(5000, 2)
+	tier.Put(ctx, "a", a, backend.PutOptions{})
+	tier.Put(ctx, "b", b, backend.PutOptions{})
+	x, err := tier.ExportIPC(ctx, "b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, _ := tier.Get(ctx, "b")
-	defer obj.Close()
-	if want := obj.(DeviceObject).DevicePtr() - tier.base; uintptr(h.Offset) != want || h.Size != 5000 || h.Device != 0 {
-		t.Fatalf("IPCHandle = offset %d size %d; want offset %d size 5000", h.Offset, h.Size, want)
+	h := x.Handle()
+	if h.Size != int64(len(b)) || h.Checksum != backend.Checksum(b) || h.DeviceUUID != simUUID {
+		t.Fatalf("handle: size %d checksum %08x device %q; want %d %08x %q", h.Size, h.Checksum, h.DeviceUUID,
+			len(b), backend.Checksum(b), simUUID)
 	}
-	if !strings.HasPrefix(string(h.Handle[:]), fmt.Sprintf("sim:%x", tier.base)) {
-		t.Fatalf("handle %q is not the base allocation's", h.Handle[:12])
+	p, m := simExport(t, dev, h)
+	if p == tier.base {
+		t.Fatal("the handle exposes the tier's whole allocation")
 	}
-	if _, err := tier.IPCHandle(ctx, "nope"); !errors.Is(err, backend.ErrNotFound) {
-		t.Fatalf("IPCHandle of a missing object = %v", err)
+	if len(m) != ipcGranule {
+		t.Fatalf("export allocation of %d bytes, want one %d-byte granule", len(m), ipcGranule)
+	}
+	if !bytes.Equal(m[:len(b)], b) {
+		t.Fatal("the export's bytes differ from the object")
+	}
+	if i := slices.IndexFunc(m[len(b):], func(c byte) bool { return c != 0 }); i >= 0 {
+		t.Fatalf("byte %d of the export, past the object, is %#x: the rest of the allocation must be zeros", len(b)+i, m[len(b)+i])
+	}
+	if di, _ := tier.DeviceInfo(ctx); di.UUID != simUUID || di.Exports != 1 || di.Exported != ipcGranule {
+		t.Fatalf("DeviceInfo = %+v", di)
+	}
+	// The export outlives the object.
+	if err := tier.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	tier.Put(ctx, "c", pattern(6<<20, 3), backend.PutOptions{})
+	if _, m2 := simExport(t, dev, h); !bytes.Equal(m2, m) {
+		t.Fatal("the export changed after its object was deleted and its range reused")
+	}
+	// An empty object exports one granule of zeros.
+	tier.Put(ctx, "empty", nil, backend.PutOptions{})
+	x0, err := tier.ExportIPC(ctx, "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, m0 := simExport(t, dev, x0.Handle()); x0.Handle().Size != 0 || len(m0) != ipcGranule || slices.Max(m0) != 0 {
+		t.Fatal("export of an empty object is not one granule of zeros")
+	}
+	if err := x0.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tier.ExportIPC(ctx, "nope"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("ExportIPC of a missing object = %v", err)
+	}
+	// Teardown waits for the export: another process may map it.
+	if err := tier.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dev.mu.Lock()
+	_, live := dev.mem[p]
+	closed := dev.closed
+	dev.mu.Unlock()
+	if !live || closed {
+		t.Fatalf("Teardown freed an export not released (allocation live %v, context released %v)", live, closed)
+	}
+	if _, err := tier.ExportIPC(ctx, "a"); !errors.Is(err, backend.ErrClosed) {
+		t.Fatalf("ExportIPC after Teardown = %v", err)
+	}
+	if err := x.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if l := dev.leaks(); l != "[]" {
+		t.Fatalf("after the last export's Release the tier still holds %s", l)
+	}
+	if err := x.Release(); err != nil {
+		t.Fatalf("second Release: %v", err)
+	}
+}
+
+// TestReadAtRacesClose reads an object while another goroutine closes it.
+// The object is larger than the Get cache, so Close frees a pinned buffer of
+// its own; the simulator makes freed pinned memory fault, and the fault is
+// turned into a failure here: a ReadAt must finish before the free or fail
+// with ErrClosed.
+func TestReadAtRacesClose(t *testing.T) {
+	ctx := context.Background()
+	tier, _ := openSim(t, 16<<20) // 2 MiB Get cache
+	data := pattern(3<<20, 5)
+	if _, err := tier.Put(ctx, "x", data, backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(data))
+	for i := range 20 {
+		obj, err := tier.Get(ctx, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reads atomic.Int64
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			debug.SetPanicOnFault(true)
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("round %d: ReadAt touched freed pinned memory: %v", i, r)
+				}
+			}()
+			for {
+				n, err := obj.ReadAt(buf, 0)
+				if errors.Is(err, backend.ErrClosed) {
+					return
+				}
+				if err != nil || n != len(data) || !bytes.Equal(buf, data) {
+					t.Errorf("round %d: ReadAt = %d, %v (bytes equal %v)", i, n, err, bytes.Equal(buf, data))
+					return
+				}
+				reads.Add(1)
+			}
+		})
+		for reads.Load() == 0 {
+			runtime.Gosched()
+		}
+		obj.Close()
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
 	}
 }
 

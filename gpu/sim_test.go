@@ -17,6 +17,9 @@ import (
 // is: async copies happen only at Sync (a buffer reused before its stream is
 // synchronised corrupts the object, as on a GPU), copies must stay inside a
 // live allocation, and every allocation, stream and the handle must be freed.
+// Pinned host memory is mapped outside the Go heap, as the driver's is, and
+// HostFree makes it inaccessible (see hostMap), so a read of freed pinned
+// memory faults here as it would crash on a GPU machine.
 type simDevice struct {
 	mu      sync.Mutex
 	total   int64
@@ -38,6 +41,9 @@ type simDevice struct {
 
 var errSim = errors.New("simulated driver failure")
 
+// simJunk fills new device allocations: the driver does not clear them.
+const simJunk = 0xa5
+
 func newSimDevice(total int64) *simDevice {
 	return &simDevice{total: total, next: 0x7f0000000000, mem: map[uintptr][]byte{},
 		host: map[*byte]int{}, streams: map[Stream][]func(){}}
@@ -51,6 +57,11 @@ func (d *simDevice) check() error {
 }
 
 func (d *simDevice) Name() string { return "Simulated GPU" }
+
+// simUUID is the simulated device's UUID.
+const simUUID = "GPU-5157c0de-0000-4000-8000-000000000001"
+
+func (d *simDevice) UUID() string { return simUUID }
 
 func (d *simDevice) MemInfo() (int64, int64, error) {
 	d.mu.Lock()
@@ -69,7 +80,11 @@ func (d *simDevice) MemAlloc(size int64) (uintptr, error) {
 	}
 	p := d.next
 	d.next += uintptr(size+(1<<20)) &^ (1<<20 - 1)
-	d.mem[p] = make([]byte, size)
+	m := make([]byte, size)
+	for i := range m {
+		m[i] = simJunk // cuMemAlloc does not clear memory
+	}
+	d.mem[p] = m
 	d.used += size
 	return p, nil
 }
@@ -96,7 +111,10 @@ func (d *simDevice) HostAlloc(size int64) ([]byte, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, size)
+	b, err := hostMap(int(size))
+	if err != nil {
+		return nil, fmt.Errorf("sim: cuMemHostAlloc %d: %v", size, err)
+	}
 	d.host[&b[0]] = len(b)
 	return b, nil
 }
@@ -112,7 +130,7 @@ func (d *simDevice) HostFree(b []byte) error {
 		return fmt.Errorf("sim: cuMemFreeHost of a buffer not from HostAlloc")
 	}
 	delete(d.host, p)
-	return nil
+	return hostUnmap(b)
 }
 
 // devRange returns the device bytes [p, p+n), which must lie in one allocation.
@@ -140,6 +158,43 @@ func (d *simDevice) CopyDtoH(dst []byte, src uintptr) error {
 		return err
 	}
 	copy(dst, m)
+	return nil
+}
+
+func (d *simDevice) CopyDtoD(dst, src uintptr, n int64) error {
+	if n == 0 {
+		return nil // as Driver.CopyDtoD
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check(); err != nil {
+		return err
+	}
+	to, err := d.devRange(dst, int(n))
+	if err != nil {
+		return err
+	}
+	from, err := d.devRange(src, int(n))
+	if err != nil {
+		return err
+	}
+	copy(to, from)
+	return nil
+}
+
+func (d *simDevice) MemsetD8(p uintptr, v byte, n int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check(); err != nil {
+		return err
+	}
+	m, err := d.devRange(p, int(n))
+	if err != nil {
+		return err
+	}
+	for i := range m {
+		m[i] = v
+	}
 	return nil
 }
 

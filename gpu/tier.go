@@ -26,7 +26,7 @@
 // The driver's context is current per OS thread: every driver call locks its
 // goroutine to the thread and makes the device's primary context current.
 //
-// IPCHandle exports an object's device memory to another process (CUDA IPC).
+// ExportIPC exports an object's device memory to another process (CUDA IPC).
 package gpu
 
 import (
@@ -38,7 +38,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"distore/alloc"
@@ -57,12 +56,15 @@ func init() {
 // tier's bookkeeping is tested against a host-memory implementation.
 type device interface {
 	Name() string
+	UUID() string
 	MemInfo() (free, total int64, err error)
 	MemAlloc(size int64) (uintptr, error)
 	MemFree(p uintptr) error
 	HostAlloc(size int64) ([]byte, error)
 	HostFree(b []byte) error
 	CopyDtoH(dst []byte, src uintptr) error
+	CopyDtoD(dst, src uintptr, n int64) error
+	MemsetD8(p uintptr, v byte, n int64) error
 	CopyHtoDAsync(dst uintptr, src []byte, s Stream) error
 	NewStream() (Stream, error)
 	Sync(s Stream) error
@@ -96,7 +98,10 @@ type Tier struct {
 	index  map[backend.ID]*entry
 	pinned int64 // bytes of pinned objects
 	npins  int64 // pinned objects
-	ipc    *[IPCHandleSize]byte
+	uuid   string
+	// IPC exports not yet released: each holds the tier open (see ExportIPC).
+	exports  int
+	exported int64 // their device memory, outside the tier's capacity
 
 	hostMu    sync.Mutex
 	host      []byte // pinned memory Get copies objects into
@@ -164,7 +169,7 @@ func (t *Tier) Setup(ctx context.Context) error {
 			t.dev, t.freed = nil, false
 		}
 	}()
-	t.dev, t.devNm = dev, dev.Name()
+	t.dev, t.devNm, t.uuid = dev, dev.Name(), dev.UUID()
 	free, total, err := dev.MemInfo()
 	if err != nil {
 		return backend.Errorf(op, Name, "", unavailable(err), "device %d (%s)", t.cfg.device, t.devNm)
@@ -194,7 +199,7 @@ func (t *Tier) Setup(ctx context.Context) error {
 	t.index = map[backend.ID]*entry{}
 	t.state, t.active = stateOpen, 0
 	ok = true
-	slog.Info("gpu tier ready", "device", t.cfg.device, "name", t.devNm,
+	slog.Info("gpu tier ready", "device", t.cfg.device, "name", t.devNm, "uuid", t.uuid,
 		"capacity", backend.FormatBytes(capacity), "device_free", backend.FormatBytes(free),
 		"device_total", backend.FormatBytes(total), "lanes", len(t.all), "chunk", backend.FormatBytes(t.chunk),
 		"host_cache", backend.FormatBytes(int64(len(t.host))))
@@ -202,8 +207,8 @@ func (t *Tier) Setup(ctx context.Context) error {
 }
 
 // Teardown releases the device memory and the driver once every object,
-// reader and writer handed out is closed; methods called after it return
-// ErrClosed. Teardown is idempotent.
+// reader and writer handed out is closed and every IPC export released;
+// methods called after it return ErrClosed. Teardown is idempotent.
 func (t *Tier) Teardown(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -414,7 +419,10 @@ func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend
 
 // DeviceObject is what Get returns: the object's bytes in pinned host memory
 // and its place in device memory, for GPU consumers. Both stay valid until
-// Close, even if the object is deleted meanwhile.
+// Close, even if the object is deleted meanwhile; neither may be used after
+// it. ReadAt after Close fails with ErrClosed, and Close waits for ReadAt
+// calls in flight; but the slice Bytes returned is the pinned memory itself,
+// which Close frees, so the caller must stop using it before Close.
 type DeviceObject interface {
 	backend.Object
 	// DevicePtr is the object's address in device memory (a CUdeviceptr), 0
@@ -432,28 +440,45 @@ type object struct {
 	dptr   uintptr
 	size   int64
 	device int
-	closed atomic.Bool
+
+	// mu is held for reading by each ReadAt and for writing by Close, which
+	// frees the pinned buffer: a read either finishes before the free or
+	// sees closed.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // ReadAt fails after Close rather than read memory that was given back.
 func (o *object) ReadAt(p []byte, off int64) (int, error) {
-	if o.closed.Load() {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
 		return 0, backend.Errorf("read", Name, o.Info().ID, backend.ErrClosed, "object closed")
 	}
 	return o.Object.ReadAt(p, off)
 }
 
-// Bytes returns nil after Close.
+// Bytes returns nil after Close; a slice taken before Close must not be used
+// after it.
 func (o *object) Bytes() []byte {
-	if o.closed.Load() {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed {
 		return nil
 	}
 	return o.Object.Bytes()
 }
 
-// Close gives back the pinned buffer and the device range; it is idempotent.
+// Close waits for reads in flight, then gives back the pinned buffer and the
+// device range; it is idempotent.
 func (o *object) Close() error {
-	o.closed.Store(true)
+	o.mu.Lock()
+	was := o.closed
+	o.closed = true
+	o.mu.Unlock()
+	if was {
+		return nil
+	}
 	return o.Object.Close()
 }
 
@@ -632,8 +657,15 @@ type DeviceInfo struct {
 	// Free and Total are the device's memory (cuMemGetInfo), all users counted.
 	Free  int64 `json:"free"`
 	Total int64 `json:"total"`
+	// UUID names the device in every process ("GPU-..."), whatever its
+	// CUDA_VISIBLE_DEVICES.
+	UUID string `json:"uuid"`
 	// Capacity is the device memory the tier holds.
 	Capacity int64 `json:"capacity"`
+	// Exports and Exported count the IPC exports not yet released and their
+	// device memory, which is outside Capacity.
+	Exports  int   `json:"exports"`
+	Exported int64 `json:"exported"`
 }
 
 // DeviceInfo reports the tier's device and its memory as the driver sees it.
@@ -643,7 +675,8 @@ func (t *Tier) DeviceInfo(ctx context.Context) (DeviceInfo, error) {
 		t.mu.Unlock()
 		return DeviceInfo{}, err
 	}
-	di := DeviceInfo{Ordinal: t.cfg.device, Name: t.devNm, Capacity: t.arena.Capacity()}
+	di := DeviceInfo{Ordinal: t.cfg.device, Name: t.devNm, UUID: t.uuid, Capacity: t.arena.Capacity(),
+		Exports: t.exports, Exported: t.exported}
 	dev := t.dev
 	t.mu.Unlock()
 	defer t.release()
