@@ -3,6 +3,7 @@
 package gpu
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,10 +30,15 @@ func TestBindSignatures(t *testing.T) {
 	if l.cuMemAlloc == nil || l.cuIpcGetMemHandle == nil || l.cuMemcpyDtoHAsync == nil {
 		t.Fatal("entry points not bound")
 	}
-	for _, want := range []string{"cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemGetInfo_v2", "cuMemcpyHtoDAsync_v2"} {
-		if !strings.Contains(strings.Join(asked, " "), want) {
-			t.Errorf("%s (the 64-bit entry point) was not looked up; asked %v", want, asked)
+	for _, want := range []string{"cuMemAlloc_v2", "cuMemFree_v2", "cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemGetInfo_v2",
+		"cuMemcpyHtoDAsync_v2", "cuMemcpyDtoD_v2", "cuMemsetD8_v2", "cuCtxPushCurrent_v2", "cuCtxPopCurrent_v2", "cuDeviceGetUuid_v2"} {
+		if !slices.Contains(asked, want) {
+			t.Errorf("%s (the current entry point) was not looked up; asked %v", want, asked)
 		}
+	}
+	// cuCtxSetCurrent replaces the caller's current context: never bound.
+	if slices.Contains(asked, "cuCtxSetCurrent") {
+		t.Error("cuCtxSetCurrent is bound; the Driver pushes and pops its context")
 	}
 	// A missing symbol is an error naming it, not a panic; an older name is
 	// tried where the driver has one.

@@ -359,7 +359,10 @@ func (d *Driver) CloseContext(ctx context.Context) error {
 	case <-d.idle:
 		return d.releaseErr
 	case <-ctx.Done():
-		return fmt.Errorf("closing CUDA device %d (%s): %w: %d driver calls still in flight; the context is released when they return",
+		d.mu.Lock()
+		n = d.calls
+		d.mu.Unlock()
+		return fmt.Errorf("closing CUDA device %d (%s): %w with driver calls in flight (%d); the last to return releases the context",
 			d.ordinal, d.name, ctx.Err(), n)
 	}
 }

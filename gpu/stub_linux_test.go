@@ -10,9 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/ebitengine/purego"
 
@@ -56,6 +58,10 @@ func stubChild(t *testing.T) {
 	if d.Name() != "Stub GPU" || d.DriverVersion() != 12040 || d.Ordinal() != 0 {
 		t.Fatalf("Name %q, DriverVersion %d", d.Name(), d.DriverVersion())
 	}
+	if want := "GPU-10111213-1415-1617-1819-1a1b1c1d1e1f"; d.UUID() != want {
+		t.Fatalf("UUID %q, want %q", d.UUID(), want)
+	}
+	stubKeepsCallersContext(t, d)
 	if _, err := OpenDriver(1); !errors.Is(err, backend.ErrUnavailable) || !strings.Contains(err.Error(), "device ordinal 1 out of range (1 devices)") {
 		t.Fatalf("OpenDriver(1) = %v", err)
 	}
@@ -91,6 +97,7 @@ func stubChild(t *testing.T) {
 	if err := d.MemFree(p); err != nil {
 		t.Fatal(err)
 	}
+	stubExport(t)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +171,120 @@ func stubRoundTrip(d *Driver, n int) error {
 	if !bytes.Equal(back[:n-1], src[:n-1]) {
 		return fmt.Errorf("async round trip of %d bytes differs", n)
 	}
+	// Device to device, and a memset over the copy's first 100 bytes.
+	q, err := d.MemAlloc(int64(n))
+	if err != nil {
+		return err
+	}
+	defer d.MemFree(q)
+	if err := d.CopyDtoD(q, p, int64(n)); err != nil {
+		return err
+	}
+	if err := d.MemsetD8(q, 0xab, 100); err != nil {
+		return err
+	}
+	if err := d.CopyDtoH(dst, q); err != nil {
+		return err
+	}
+	want := bytes.Clone(src)
+	want[0] = src[0]
+	copy(want[1:], src[:n-1]) // the async copy wrote src[:n-1] at p+1
+	for i := range 100 {
+		want[i] = 0xab
+	}
+	if !bytes.Equal(dst, want) {
+		return fmt.Errorf("device to device copy of %d bytes differs", n)
+	}
 	return nil
+}
+
+// stubKeepsCallersContext: a context another library made current on a
+// thread (the stub's second context) is current there again after each
+// Driver call, and a thread with none current has none after.
+func stubKeepsCallersContext(t *testing.T, d *Driver) {
+	h, err := purego.Dlopen(os.Getenv(LibraryEnv), purego.RTLD_NOW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other func() uintptr
+	var set func(uintptr) int32
+	var get func(*uintptr) int32
+	purego.RegisterLibFunc(&other, h, "stub_other_context")
+	purego.RegisterLibFunc(&set, h, "cuCtxSetCurrent")
+	purego.RegisterLibFunc(&get, h, "cuCtxGetCurrent")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	current := func() uintptr {
+		var c uintptr
+		if r := get(&c); r != 0 {
+			t.Fatalf("cuCtxGetCurrent = %d", r)
+		}
+		return c
+	}
+	theirs := other()
+	if r := set(theirs); r != 0 || current() != theirs {
+		t.Fatalf("cuCtxSetCurrent(other) = %d", r)
+	}
+	p, err := d.MemAlloc(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := current(); c != theirs {
+		t.Fatalf("after MemAlloc the thread's current context is %#x, not the caller's %#x", c, theirs)
+	}
+	if err := d.MemsetD8(p, 1, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.MemFree(p); err != nil {
+		t.Fatal(err)
+	}
+	if c := current(); c != theirs {
+		t.Fatalf("after MemsetD8 and MemFree the current context is %#x, not the caller's %#x", c, theirs)
+	}
+	set(0) // pops theirs: none current
+	if _, _, err := d.MemInfo(); err != nil {
+		t.Fatal(err)
+	}
+	if c := current(); c != 0 {
+		t.Fatalf("after MemInfo on a thread with no context, %#x is current", c)
+	}
+}
+
+// stubExport exports an object of a tier on the stub and reads the export
+// through the handle (the stub's handle holds the device address, which is
+// host memory there).
+func stubExport(t *testing.T) {
+	ctx := context.Background()
+	tier, err := New(simConfig(8 << 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("export "), 1000)
+	if _, err := tier.Put(ctx, "x", data, backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	x, err := tier.ExportIPC(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := x.Handle()
+	p := *(*unsafe.Pointer)(unsafePointer(h.Handle[8:16]))
+	if string(h.Handle[:4]) != "stub" || uintptr(p) == tier.base || h.DeviceUUID != "GPU-10111213-1415-1617-1819-1a1b1c1d1e1f" {
+		t.Fatalf("handle %q at %#x (tier at %#x), device %q", h.Handle[:4], p, tier.base, h.DeviceUUID)
+	}
+	m := unsafe.Slice((*byte)(p), ipcGranule)
+	if !bytes.Equal(m[:len(data)], data) || bytes.ContainsFunc(m[len(data):], func(r rune) bool { return r != 0 }) {
+		t.Fatal("the export is not the object followed by zeros")
+	}
+	if err := tier.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Release(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func stubOutstanding(t *testing.T) int {

@@ -1,7 +1,10 @@
 // A stand-in for libcuda.so.1 with the prototypes of cuda.h, for testing the
 // package's purego bindings where there is no GPU: "device memory" is host
 // memory, and every call that needs a context checks that the primary context
-// is current on the calling thread, as the real driver does.
+// is current on the calling thread, as the real driver does. Each thread has
+// a stack of current contexts, as in the driver: cuCtxSetCurrent replaces the
+// top, cuCtxPushCurrent/cuCtxPopCurrent push and pop; stub_other_context is a
+// second context standing for another library's, for the tests.
 // Build: cc -shared -fPIC -o libcuda.so.1 stubcuda.c
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@ typedef unsigned long long CUdeviceptr;
 typedef struct CUctx_st *CUcontext;
 typedef struct CUstream_st *CUstream;
 typedef struct { char reserved[64]; } CUipcMemHandle;
+typedef struct { char bytes[16]; } CUuuid;
 
 enum {
 	CUDA_SUCCESS = 0,
@@ -23,8 +27,10 @@ enum {
 	CUDA_ERROR_INVALID_CONTEXT = 201,
 };
 
-static struct CUctx_st { int magic; } primary = {42};
-static __thread CUcontext current;
+static struct CUctx_st { int magic; } primary = {42}, other = {43};
+static __thread CUcontext stack[16];
+static __thread int depth;
+#define CURRENT (depth ? stack[depth - 1] : 0)
 static int initialised, retained;
 #ifndef STUB_TOTAL_GIB
 #define STUB_TOTAL_GIB 1
@@ -33,7 +39,7 @@ static const size_t total = (size_t)STUB_TOTAL_GIB << 30;
 static size_t used;
 
 #define NEED_CTX do { if (!initialised) return CUDA_ERROR_NOT_INITIALIZED; \
-	if (current != &primary || retained == 0) return CUDA_ERROR_INVALID_CONTEXT; } while (0)
+	if (CURRENT != &primary || retained == 0) return CUDA_ERROR_INVALID_CONTEXT; } while (0)
 
 CUresult cuGetErrorName(CUresult e, const char **s) {
 	switch (e) {
@@ -66,7 +72,31 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice d) {
 CUresult cuDeviceTotalMem_v2(size_t *b, CUdevice d) { if (d != 7) return CUDA_ERROR_INVALID_DEVICE; *b = total; return 0; }
 CUresult cuDevicePrimaryCtxRetain(CUcontext *c, CUdevice d) { if (d != 7) return CUDA_ERROR_INVALID_DEVICE; retained++; *c = &primary; return 0; }
 CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d) { if (d != 7 || retained == 0) return CUDA_ERROR_INVALID_DEVICE; retained--; return 0; }
-CUresult cuCtxSetCurrent(CUcontext c) { if (c != &primary) return CUDA_ERROR_INVALID_CONTEXT; current = c; return 0; }
+CUresult cuDeviceGetUuid_v2(CUuuid *u, CUdevice d) {
+	if (d != 7) return CUDA_ERROR_INVALID_DEVICE;
+	for (int i = 0; i < 16; i++) u->bytes[i] = (char)(0x10 + i);
+	return 0;
+}
+static int known(CUcontext c) { return c == &primary || c == &other; }
+CUcontext stub_other_context(void) { return &other; }
+CUresult cuCtxSetCurrent(CUcontext c) {
+	if (c == 0) { if (depth) depth--; return 0; }
+	if (!known(c)) return CUDA_ERROR_INVALID_CONTEXT;
+	if (depth) stack[depth - 1] = c; else stack[depth++] = c;
+	return 0;
+}
+CUresult cuCtxGetCurrent(CUcontext *c) { *c = CURRENT; return 0; }
+CUresult cuCtxPushCurrent_v2(CUcontext c) {
+	if (!known(c) || depth == 16) return CUDA_ERROR_INVALID_CONTEXT;
+	stack[depth++] = c;
+	return 0;
+}
+CUresult cuCtxPopCurrent_v2(CUcontext *c) {
+	if (!depth) return CUDA_ERROR_INVALID_CONTEXT;
+	CUcontext top = stack[--depth];
+	if (c) *c = top;
+	return 0;
+}
 CUresult cuMemGetInfo_v2(size_t *free, size_t *t) { NEED_CTX; *free = total - used; *t = total; return 0; }
 
 // Allocations carry their size in a header, so frees can be checked.
@@ -99,6 +129,8 @@ CUresult cuMemHostAlloc(void **pp, size_t n, unsigned int flags) {
 CUresult cuMemFreeHost(void *p) { NEED_CTX; free(p); return 0; }
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) { NEED_CTX; memcpy((void *)(uintptr_t)dst, src, n); return 0; }
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { NEED_CTX; memcpy(dst, (void *)(uintptr_t)src, n); return 0; }
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) { NEED_CTX; memmove((void *)(uintptr_t)dst, (void *)(uintptr_t)src, n); return 0; }
+CUresult cuMemsetD8_v2(CUdeviceptr dst, unsigned char v, size_t n) { NEED_CTX; memset((void *)(uintptr_t)dst, v, n); return 0; }
 
 static struct CUstream_st { int magic; } streams[64];
 static int nstreams;
@@ -109,7 +141,8 @@ CUresult cuStreamCreate(CUstream *s, unsigned int flags) {
 	return CUDA_ERROR_INVALID_VALUE;
 }
 static int valid(CUstream s) { return s >= streams && s < streams + 64 && s->magic; }
-CUresult cuStreamSynchronize(CUstream s) { NEED_CTX; return valid(s) ? 0 : CUDA_ERROR_INVALID_VALUE; }
+// Stream 0 is the legacy default stream.
+CUresult cuStreamSynchronize(CUstream s) { NEED_CTX; return s == 0 || valid(s) ? 0 : CUDA_ERROR_INVALID_VALUE; }
 CUresult cuStreamDestroy_v2(CUstream s) { NEED_CTX; if (!valid(s)) return CUDA_ERROR_INVALID_VALUE; s->magic = 0; nstreams--; return 0; }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s) {
 	NEED_CTX;
