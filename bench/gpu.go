@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"distore/backend"
@@ -14,10 +15,24 @@ func init() {
 	register("gpu", "GPU tier: host→device Put and device→host Get of 64 MiB and 1 GiB vs plain cuMemcpy from pinned memory", benchGPU)
 }
 
-// gpuBenchSizes are the object sizes; gpuBudget bounds each measurement.
+// gpuBenchSizes are the object sizes. Each size is measured in rounds that
+// run every way once, in turn, for at least gpuMinRounds rounds and
+// gpuBudget, so drift (clocks, temperature, other work) hits every way alike.
 var gpuBenchSizes = []int64{64 << 20, 1 << 30}
 
-const gpuBudget = 2 * time.Second
+const (
+	gpuBudget    = 3 * time.Second
+	gpuMinRounds = 7
+	gpuMaxRounds = 200
+)
+
+// gpuWay is one way of moving the bytes; run times one move.
+type gpuWay struct {
+	name  string
+	base  int // index of the way it is compared with, or -1
+	run   func() (time.Duration, error)
+	times []time.Duration
+}
 
 // benchGPU compares the tier's Put (from ordinary Go memory, checksummed, via
 // the pinned staging lanes) and Get (into pinned memory) with the bus's speed:
@@ -26,7 +41,7 @@ const gpuBudget = 2 * time.Second
 func benchGPU(ctx context.Context, r *report) error {
 	d, err := gpu.OpenDriver(0)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errSkip, err)
+		return fmt.Errorf("%w: no GPU here: %v", errSkip, err)
 	}
 	defer d.Close()
 	free, total, err := d.MemInfo()
@@ -34,106 +49,105 @@ func benchGPU(ctx context.Context, r *report) error {
 		return err
 	}
 	maxSize := gpuBenchSizes[len(gpuBenchSizes)-1]
-	r.note("device 0: %s, CUDA driver %d.%d, %s free of %s", d.Name(), d.DriverVersion()/1000,
+	r.note("device 0: %s (%s), CUDA driver %d.%d, %s free of %s", d.Name(), d.UUID(), d.DriverVersion()/1000,
 		d.DriverVersion()%1000/10, backend.FormatBytes(free), backend.FormatBytes(total))
 
-	// The tier: room for the largest object, and a Get cache that holds it.
-	tier, err := gpu.New(backend.Config{
-		gpu.KeyCapacity:  fmt.Sprint(maxSize + 64<<20),
-		gpu.KeyHostCache: fmt.Sprint(maxSize + 64<<20),
-	})
+	// The tier: room for the object Get reads and the one Put writes, and a
+	// Get cache that holds the largest.
+	tier, err := openGPUTier(ctx, 2*maxSize+64<<20, maxSize+64<<20)
 	if err != nil {
 		return err
 	}
-	if err := tier.Setup(ctx); err != nil {
+	defer tier.Teardown(context.Background())
+	// A tier without Get cache: each Get pins a buffer of its own.
+	uncached, err := openGPUTier(ctx, gpuBenchSizes[0]+1<<20, 0)
+	if err != nil {
 		return err
 	}
-	defer tier.Teardown(context.Background())
+	defer uncached.Teardown(context.Background())
 
-	r.table("size", "pinned H→D GB/s", "pageable H→D GB/s", "Put GB/s", "Put/pinned",
-		"pinned D→H GB/s", "Get GB/s", "Get/pinned")
-	var worst float64 = 1e9
+	r.table("size", "way", "best GB/s", "median GB/s", "best ratio", "median ratio", "runs")
+	worst := 1e9
 	for _, size := range gpuBenchSizes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		src := make([]byte, size)
-		for i := 0; i < len(src); i += 8 {
-			src[i] = byte(i*7 + i>>12) // touch every page, vary the bytes
+		ways, cleanup, err := gpuWays(ctx, d, tier, uncached, size, size == gpuBenchSizes[0])
+		if err == nil {
+			err = gpuRounds(ctx, ways)
 		}
-		h2d, d2h, pageable, err := gpuRaw(ctx, d, src)
+		cleanup()
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", sizeName(size), err)
 		}
-		put, err := gpuPut(ctx, tier, src)
-		if err != nil {
-			return err
+		for _, w := range ways {
+			best, med := gbps(size, slices.Min(w.times)), gbps(size, median(w.times))
+			if w.base < 0 {
+				r.row(sizeName(size), w.name, best, med, "1", "1", len(w.times))
+				continue
+			}
+			b := ways[w.base]
+			rb, rm := ratio(best, gbps(size, slices.Min(b.times))), ratio(med, gbps(size, median(b.times)))
+			r.row(sizeName(size), w.name, best, med, fmt.Sprintf("%.2f", rb), fmt.Sprintf("%.2f", rm), len(w.times))
+			if w.name == "tier Put" || w.name == "tier Get" {
+				worst = min(worst, rm)
+			}
 		}
-		get, err := gpuGet(ctx, tier, src)
-		if err != nil {
-			return err
-		}
-		r.row(sizeName(size), h2d, pageable, put, ratio(put, h2d), d2h, get, ratio(get, d2h))
-		worst = min(worst, ratio(put, h2d), ratio(get, d2h))
 	}
-	r.note("target: Put/pinned and Get/pinned >= 0.8 (worst here %.2f). Put reads pageable Go memory and computes CRC-32C;", worst)
-	r.note("Get copies into the tier's pinned Get cache; \"pageable\" is cuMemcpyHtoD straight from Go memory, for reference")
-
-	// What a Get costs when its buffer must be pinned for it (no Get cache).
-	uncached, err := gpu.New(backend.Config{gpu.KeyCapacity: fmt.Sprint(64<<20 + 1<<20), gpu.KeyHostCache: "0"})
-	if err != nil {
-		return err
-	}
-	if err := uncached.Setup(ctx); err != nil {
-		return err
-	}
-	defer uncached.Teardown(context.Background())
-	src := make([]byte, 64<<20)
-	get, err := gpuGet(ctx, uncached, src)
-	if err != nil {
-		return err
-	}
-	r.table("size", "Get GB/s without Get cache (pins a buffer per Get)")
-	r.row(sizeName(int64(len(src))), get)
+	r.note("ratios: against the pinned cuMemcpy of the same direction, best against best and median against median.")
+	r.note("target: tier Put and Get >= 0.8 (worst median ratio here %.2f). Put reads pageable Go memory and computes CRC-32C;", worst)
+	r.note("Get copies into the tier's pinned Get cache; pageable H→D is cuMemcpyHtoD straight from Go memory, for reference.")
 	return nil
 }
 
-// gpuTime runs f once to warm up, then repeatedly for about gpuBudget (at
-// least 3 times), and returns the mean time of one run.
-func gpuTime(ctx context.Context, f func() (time.Duration, error)) (time.Duration, error) {
-	if _, err := f(); err != nil {
-		return 0, err
+func openGPUTier(ctx context.Context, capacity, hostCache int64) (*gpu.Tier, error) {
+	t, err := gpu.New(backend.Config{gpu.KeyCapacity: fmt.Sprint(capacity), gpu.KeyHostCache: fmt.Sprint(hostCache)})
+	if err != nil {
+		return nil, err
 	}
-	var total time.Duration
-	n := 0
-	for start := time.Now(); n < 3 || time.Since(start) < gpuBudget; n++ {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		d, err := f()
-		if err != nil {
-			return 0, err
-		}
-		total += d
+	if err := t.Setup(ctx); err != nil {
+		return nil, err
 	}
-	return total / time.Duration(n), nil
+	return t, nil
 }
 
-// gpuRaw measures plain driver copies of len(src) bytes: pinned host→device,
-// device→pinned host, and host→device from pageable Go memory.
-func gpuRaw(ctx context.Context, d *gpu.Driver, src []byte) (h2d, d2h, pageable float64, err error) {
-	size := int64(len(src))
+// gpuWays prepares the ways of moving size bytes: plain driver copies
+// between pinned host memory and device memory, the tier's Put and Get, and
+// for reference a copy from pageable Go memory (and, with uncachedGet, a Get
+// that pins its own buffer). cleanup frees what they use.
+func gpuWays(ctx context.Context, d *gpu.Driver, tier, uncached backend.Backend, size int64, uncachedGet bool) (ways []*gpuWay, cleanup func(), err error) {
+	var undo []func()
+	cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+			cleanup = func() {}
+		}
+	}()
+	src := make([]byte, size)
+	for i := 0; i < len(src); i += 8 {
+		src[i] = byte(i*7 + i>>12) // touch every page, vary the bytes
+	}
 	pinned, err := d.HostAlloc(size)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, cleanup, err
 	}
-	defer d.HostFree(pinned)
+	undo = append(undo, func() { d.HostFree(pinned) })
 	copy(pinned, src)
 	dev, err := d.MemAlloc(size)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, cleanup, err
 	}
-	defer d.MemFree(dev)
+	undo = append(undo, func() { d.MemFree(dev) })
+	get, err := gpuGetWay(ctx, tier, src)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	undo = append(undo, func() { tier.Delete(context.Background(), gpuGetID(len(src))) })
 	timed := func(f func() error) func() (time.Duration, error) {
 		return func() (time.Duration, error) {
 			start := time.Now()
@@ -141,25 +155,62 @@ func gpuRaw(ctx context.Context, d *gpu.Driver, src []byte) (h2d, d2h, pageable 
 			return time.Since(start), err
 		}
 	}
-	t, err := gpuTime(ctx, timed(func() error { return d.CopyHtoD(dev, pinned) }))
-	if err != nil {
-		return 0, 0, 0, err
+	ways = []*gpuWay{
+		{name: "pinned H→D cuMemcpyHtoD", base: -1, run: timed(func() error { return d.CopyHtoD(dev, pinned) })},
+		{name: "tier Put", base: 0, run: gpuPutWay(ctx, tier, src)},
+		{name: "pageable H→D cuMemcpyHtoD", base: 0, run: timed(func() error { return d.CopyHtoD(dev, src) })},
+		{name: "pinned D→H cuMemcpyDtoH", base: -1, run: timed(func() error { return d.CopyDtoH(pinned, dev) })},
+		{name: "tier Get", base: 3, run: get},
 	}
-	h2d = gbps(size, t)
-	if t, err = gpuTime(ctx, timed(func() error { return d.CopyDtoH(pinned, dev) })); err != nil {
-		return 0, 0, 0, err
+	if uncachedGet {
+		uget, err := gpuGetWay(ctx, uncached, src)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		undo = append(undo, func() { uncached.Delete(context.Background(), gpuGetID(len(src))) })
+		ways = append(ways, &gpuWay{name: "tier Get, no Get cache", base: 3, run: uget})
 	}
-	d2h = gbps(size, t)
-	if t, err = gpuTime(ctx, timed(func() error { return d.CopyHtoD(dev, src) })); err != nil {
-		return 0, 0, 0, err
-	}
-	return h2d, d2h, gbps(size, t), nil
+	return ways, cleanup, nil
 }
 
-// gpuPut measures Put of src (timed) followed by Delete (not timed).
-func gpuPut(ctx context.Context, b backend.Backend, src []byte) (float64, error) {
+// gpuRounds runs one untimed round to warm up, then rounds of every way in
+// turn until gpuBudget has passed and gpuMinRounds are done.
+func gpuRounds(ctx context.Context, ways []*gpuWay) error {
+	for _, w := range ways {
+		if _, err := w.run(); err != nil {
+			return fmt.Errorf("%s: %w", w.name, err)
+		}
+	}
+	start := time.Now()
+	for n := 0; n < gpuMaxRounds && (n < gpuMinRounds || time.Since(start) < gpuBudget); n++ {
+		for _, w := range ways {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			t, err := w.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", w.name, err)
+			}
+			w.times = append(w.times, t)
+		}
+	}
+	return nil
+}
+
+// median of times (not empty).
+func median(times []time.Duration) time.Duration {
+	s := slices.Clone(times)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// gpuPutWay times a Put of src; the Delete after it is not timed.
+func gpuPutWay(ctx context.Context, b backend.Backend, src []byte) func() (time.Duration, error) {
 	id := backend.ID(fmt.Sprintf("bench-put-%d", len(src)))
-	t, err := gpuTime(ctx, func() (time.Duration, error) {
+	return func() (time.Duration, error) {
 		start := time.Now()
 		info, err := b.Put(ctx, id, src, backend.PutOptions{})
 		d := time.Since(start)
@@ -170,33 +221,38 @@ func gpuPut(ctx context.Context, b backend.Backend, src []byte) (float64, error)
 			return 0, fmt.Errorf("put stored %d bytes of %d", info.Size, len(src))
 		}
 		return d, b.Delete(ctx, id)
-	})
-	return gbps(int64(len(src)), t), err
+	}
 }
 
-// gpuGet measures Get+Bytes+Close of an object holding src, checking the
-// bytes once.
-func gpuGet(ctx context.Context, b backend.Backend, src []byte) (float64, error) {
-	id := backend.ID(fmt.Sprintf("bench-get-%d", len(src)))
+func gpuGetID(n int) backend.ID { return backend.ID(fmt.Sprintf("bench-get-%d", n)) }
+
+// gpuGetWay stores src, checks one Get of it, and returns a way that times
+// Get+Bytes+Close.
+func gpuGetWay(ctx context.Context, b backend.Backend, src []byte) (func() (time.Duration, error), error) {
+	id := gpuGetID(len(src))
 	info, err := b.Put(ctx, id, src, backend.PutOptions{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer b.Delete(context.Background(), id)
 	obj, err := b.Get(ctx, id)
 	if err != nil {
-		return 0, err
+		b.Delete(context.Background(), id)
+		return nil, err
 	}
-	if backend.Checksum(obj.Bytes()) != info.Checksum {
-		obj.Close()
-		return 0, errors.New("get: bytes differ from the put")
-	}
-	if _, ok := obj.(gpu.DeviceObject); !ok {
-		obj.Close()
-		return 0, fmt.Errorf("get returned %T, not a gpu.DeviceObject", obj)
-	}
+	_, isDev := obj.(gpu.DeviceObject)
+	sum := backend.Checksum(obj.Bytes())
 	obj.Close()
-	t, err := gpuTime(ctx, func() (time.Duration, error) {
+	switch {
+	case !isDev:
+		err = fmt.Errorf("get returned %T, not a gpu.DeviceObject", obj)
+	case sum != info.Checksum:
+		err = errors.New("get: bytes differ from the put")
+	}
+	if err != nil {
+		b.Delete(context.Background(), id)
+		return nil, err
+	}
+	return func() (time.Duration, error) {
 		start := time.Now()
 		obj, err := b.Get(ctx, id)
 		if err != nil {
@@ -208,6 +264,5 @@ func gpuGet(ctx context.Context, b backend.Backend, src []byte) (float64, error)
 			return 0, fmt.Errorf("get returned %d bytes of %d", n, len(src))
 		}
 		return time.Since(start), nil
-	})
-	return gbps(int64(len(src)), t), err
+	}, nil
 }

@@ -24,9 +24,12 @@
 // range asked, a few MiB at a time.
 //
 // The driver's context is current per OS thread: every driver call locks its
-// goroutine to the thread and makes the device's primary context current.
+// goroutine to the thread and pushes the device's primary context on the
+// thread's context stack, popping it after, so a context that other GPU code
+// in the process made current stays current.
 //
-// ExportIPC exports an object's device memory to another process (CUDA IPC).
+// ExportIPC exports one object's device memory to another process (CUDA
+// IPC), in an allocation of its own that lives until the export's Release.
 package gpu
 
 import (
