@@ -51,3 +51,33 @@ func ExampleOpenDriver() {
 	}
 	fmt.Println(d.Name())
 }
+
+// Export one object's device memory to another process on this machine.
+func ExampleTier_ExportIPC() {
+	ctx := context.Background()
+	t, err := gpu.New(backend.Config{gpu.KeyCapacity: "256MiB"})
+	if err == nil {
+		err = t.Setup(ctx)
+	}
+	if errors.Is(err, backend.ErrUnavailable) {
+		fmt.Println("no GPU here:", err)
+		return
+	}
+	if err != nil {
+		panic(err)
+	}
+	defer t.Teardown(ctx) // frees the device only after every export is released
+	if _, err := t.Put(ctx, "weights", []byte("tensor bytes"), backend.PutOptions{}); err != nil {
+		panic(err)
+	}
+	x, err := t.ExportIPC(ctx, "weights")
+	if err != nil {
+		panic(err)
+	}
+	h := x.Handle()
+	// Send h (JSON) to the consumer: it finds the device by h.DeviceUUID, maps
+	// h.Handle with cuIpcOpenMemHandle, reads h.Size bytes, and says when it
+	// has closed the mapping (cuIpcCloseMemHandle). Only then:
+	defer x.Release()
+	fmt.Printf("%d bytes on %s\n", h.Size, h.DeviceUUID)
+}
