@@ -198,30 +198,35 @@ func stubRoundTrip(d *Driver, n int) error {
 	return nil
 }
 
-// stubKeepsCallersContext: a context another library made current on a
-// thread (the stub's second context) is current there again after each
-// Driver call, and a thread with none current has none after.
-func stubKeepsCallersContext(t *testing.T, d *Driver) {
+// stubContexts binds the stub's context calls for the tests: the stub's
+// second context (another library's), cuCtxSetCurrent, and the calling
+// thread's current context.
+func stubContexts(t *testing.T) (other uintptr, set func(uintptr) int32, current func() uintptr) {
 	h, err := purego.Dlopen(os.Getenv(LibraryEnv), purego.RTLD_NOW)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var other func() uintptr
-	var set func(uintptr) int32
+	var otherCtx func() uintptr
 	var get func(*uintptr) int32
-	purego.RegisterLibFunc(&other, h, "stub_other_context")
+	purego.RegisterLibFunc(&otherCtx, h, "stub_other_context")
 	purego.RegisterLibFunc(&set, h, "cuCtxSetCurrent")
 	purego.RegisterLibFunc(&get, h, "cuCtxGetCurrent")
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	current := func() uintptr {
+	return otherCtx(), set, func() uintptr {
 		var c uintptr
 		if r := get(&c); r != 0 {
 			t.Fatalf("cuCtxGetCurrent = %d", r)
 		}
 		return c
 	}
-	theirs := other()
+}
+
+// stubKeepsCallersContext: a context another library made current on a
+// thread (the stub's second context) is current there again after each
+// Driver call, and a thread with none current has none after.
+func stubKeepsCallersContext(t *testing.T, d *Driver) {
+	theirs, set, current := stubContexts(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if r := set(theirs); r != 0 || current() != theirs {
 		t.Fatalf("cuCtxSetCurrent(other) = %d", r)
 	}
@@ -252,8 +257,14 @@ func stubKeepsCallersContext(t *testing.T, d *Driver) {
 
 // stubExport exports an object of a tier on the stub and reads the export
 // through the handle (the stub's handle holds the device address, which is
-// host memory there).
+// host memory there). It runs on a thread where another library's context is
+// current, and checks that the tier's calls leave it current.
 func stubExport(t *testing.T) {
+	theirs, set, current := stubContexts(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	set(theirs)
+	defer set(0)
 	ctx := context.Background()
 	tier, err := New(simConfig(8 << 20))
 	if err != nil {
@@ -278,6 +289,14 @@ func stubExport(t *testing.T) {
 	m := unsafe.Slice((*byte)(p), ipcGranule)
 	if !bytes.Equal(m[:len(data)], data) || bytes.ContainsFunc(m[len(data):], func(r rune) bool { return r != 0 }) {
 		t.Fatal("the export is not the object followed by zeros")
+	}
+	obj, err := tier.Get(ctx, "x")
+	if err != nil || !bytes.Equal(obj.Bytes(), data) {
+		t.Fatalf("Get: %v", err)
+	}
+	obj.Close()
+	if c := current(); c != theirs {
+		t.Fatalf("after tier Setup, Put, ExportIPC and Get the thread's current context is %#x, not the caller's %#x", c, theirs)
 	}
 	if err := tier.Teardown(ctx); err != nil {
 		t.Fatal(err)
