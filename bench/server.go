@@ -24,6 +24,7 @@ import (
 	"distore/server"
 	_ "distore/shmem"
 	"distore/spill"
+	"distore/wire"
 )
 
 func init() {
@@ -321,14 +322,14 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 func srvCleanup(ctx context.Context, w srvWay, n, clients int) error {
 	switch w := w.(type) {
 	case *distoreWay:
-		page, err := w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: server.MaxListLimit})
+		page, err := w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: wire.MaxListLimit})
 		for err == nil && len(page.Objects) > 0 {
 			for _, o := range page.Objects {
 				if err := w.c.Delete(ctx, o.ID); err != nil {
 					return err
 				}
 			}
-			page, err = w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: server.MaxListLimit})
+			page, err = w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: wire.MaxListLimit})
 		}
 		return err
 	case *plainWay:
