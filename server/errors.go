@@ -38,9 +38,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h := w.Header()
 	// Headers set for a success that did not happen must not leak into the error.
 	for k := range h {
-		if k != "Content-Range" && k != "Www-Authenticate" { // a 416 says the object's size; a 401 the scheme
-			delete(h, k)
+		switch k {
+		case "Content-Range", "Www-Authenticate", "Connection": // a 416's size, a 401's scheme, a close
+			continue
 		}
+		delete(h, k)
 	}
 	h.Set(wire.HeaderErrorCode, code)
 	var ae *apiError

@@ -230,7 +230,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	var err error
-	if who, err = s.authorize(r); err == nil {
+	if len(r.TransferEncoding) > 0 {
+		// No route takes a chunked body (a put declares its size). A
+		// request with both Transfer-Encoding and Content-Length is how
+		// smuggling starts: answer, and read nothing more from this
+		// connection.
+		w.Header().Set("Connection", "close")
+		err = errorf(http.StatusLengthRequired, wire.CodeLengthRequired,
+			"Transfer-Encoding is not accepted: send the body with Content-Length")
+	} else if who, err = s.authorize(r); err == nil {
 		err = checkPath(r)
 	}
 	if err != nil {
@@ -243,20 +251,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-// checkPath refuses a path that is not clean (".", "..", "//"): ServeMux
-// would answer it with a redirect that has no JSON body, and a client
-// following it would act on another object than the one it named.
+// checkPath refuses a path that is not clean (".", "..", "//", also when
+// escaped): ServeMux would answer it with a redirect that has no JSON body,
+// and a client following it would act on another object than it named.
+// Under /v1/objects/ that is an invalid ID.
 func checkPath(r *http.Request) error {
 	p := r.URL.Path
 	clean := path.Clean(p)
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
-	if clean != p || !strings.HasPrefix(p, "/") {
-		return errorf(http.StatusBadRequest, wire.CodeInvalidArgument,
-			fmt.Sprintf("path %q is not clean: no \".\", \"..\" nor empty segments", truncate(p)))
+	if clean == p && strings.HasPrefix(p, "/") {
+		return nil
 	}
-	return nil
+	if rest, ok := strings.CutPrefix(p, wire.ObjectsPath+"/"); ok {
+		if err := backend.CheckID(strings.ToLower(r.Method), "server", backend.ID(rest)); err != nil {
+			return err
+		}
+	}
+	return errorf(http.StatusBadRequest, wire.CodeInvalidArgument,
+		fmt.Sprintf("path %q is not clean: no \".\", \"..\" nor empty segments", truncate(p)))
 }
 
 // allowed returns the methods the API serves on path, "" if none.
@@ -390,7 +404,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	size := r.ContentLength
-	if size < 0 {
+	if size < 0 || r.Header.Get("Content-Length") == "" { // net/http reads an absent length as 0
 		return errorf(http.StatusLengthRequired, wire.CodeLengthRequired,
 			"a put needs Content-Length: the size is declared before the body streams in (no chunked bodies)")
 	}
@@ -738,6 +752,10 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(query(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := s.b.Stats(ctx); err != nil {
