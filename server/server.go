@@ -533,13 +533,19 @@ func bodyError(id backend.ID, size int64, err error) error {
 // and Content-Length n.
 func setInfoHeaders(h http.Header, info backend.ObjectInfo, n int64) {
 	wire.SetInfo(h, info)
-	h.Set("Content-Length", strconv.FormatInt(n, 10))
-	h.Set("Content-Type", "application/octet-stream")
+	h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	h["Content-Type"] = octetStream
 	if !info.Created.IsZero() {
-		h.Set("Last-Modified", info.Created.UTC().Format(http.TimeFormat))
+		h["Last-Modified"] = []string{info.Created.UTC().Format(http.TimeFormat)}
 	}
-	h.Set("Accept-Ranges", "bytes")
+	h["Accept-Ranges"] = bytesUnit
 }
+
+// Header values every get shares: net/http never writes into a value slice.
+var (
+	octetStream = []string{"application/octet-stream"}
+	bytesUnit   = []string{"bytes"}
+)
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	if err := s.get(w, r); err != nil {

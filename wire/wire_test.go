@@ -65,3 +65,19 @@ func TestInfoHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCanonicalNames: SetInfo assigns header names as they are, so each
+// must be in canonical form.
+func TestCanonicalNames(t *testing.T) {
+	for _, n := range []string{HeaderSize, HeaderImportance, HeaderPins, HeaderLevel, HeaderTier, HeaderCreated,
+		HeaderAccessed, HeaderChecksum, HeaderID, HeaderErrorCode, HeaderErrorMessage} {
+		if http.CanonicalHeaderKey(n) != n {
+			t.Errorf("header name %q is not canonical", n)
+		}
+	}
+	for _, c := range []uint32{0, 1, 0xdeadbeef, 0xffffffff} {
+		if got, want := FormatChecksum(c), fmt.Sprintf("%08x", c); got != want {
+			t.Errorf("FormatChecksum(%#x) = %s, want %s", c, got, want)
+		}
+	}
+}
