@@ -27,7 +27,7 @@ import (
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// testServer is a Server running its own connection loop (Serve) on a
+// testServer is a Server running in Serve (net/http, tuned) on a
 // loopback port.
 type testServer struct {
 	URL      string
