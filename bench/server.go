@@ -69,7 +69,7 @@ type srvWay interface {
 func runServerBench(ctx context.Context, r *report) error {
 	// distore: a stack of one memory tier, served in this process.
 	st, err := spill.Open(ctx, spill.Options{Tiers: []spill.TierSpec{{Name: "memory",
-		Config: backend.Config{"capacity": fmt.Sprint(srvBytes + srvBytes/2), "prefault": "false"}}}})
+		Config: backend.Config{"capacity": fmt.Sprint(srvBytes + srvBytes/2)}}}})
 	if err != nil {
 		return err
 	}
