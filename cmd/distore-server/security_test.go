@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -79,11 +78,17 @@ func TestTokensAndTLS(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("ci write write-secret-0123456789\nviewer read read-secret-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile, pool := writeCert(t, dir)
+	certFile, keyFile, _ := writeCert(t, dir)
 	p := startServer(t, "", "--levels", "memory", "--memory-capacity", "16MiB",
 		"--token-file", tokens, "--tls-cert", certFile, "--tls-key", keyFile)
 	url := "https://" + p.addr
-	tlsCfg := &tls.Config{RootCAs: pool}
+	tlsCfg, err := client.LoadCA(certFile) // as a CLI's --ca-file would
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.LoadCA(tokens); err == nil {
+		t.Fatal("LoadCA of a file without a certificate: no error")
+	}
 	for _, tc := range []struct {
 		token string
 		want  error
