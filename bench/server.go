@@ -1,13 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,99 +29,113 @@ import (
 	"distore/server"
 	_ "distore/shmem"
 	"distore/spill"
+	"distore/wire"
 )
 
 func init() {
-	register("server", "distore server over loopback (Go client, 8 clients) vs plain net/http and Redis: put/get of 4 KiB, 1 MiB, 64 MiB", runServerBench)
+	register("server", "distore server over loopback (Go client) vs a bare net/http handler moving the same bytes, TLS off and on, and Redis measured by redis-benchmark: put/get of 4 KiB, 1 MiB, 64 MiB", runServerBench)
 }
 
 // srvSizes are the object sizes; srvClients the concurrent clients for the
-// small sizes (64 MiB runs one stream: it measures bandwidth).
+// small sizes (64 MiB runs one stream: it measures bandwidth, and 8 streams
+// of 64 MiB do not fit the memory this shared machine has to spare).
 var srvSizes = []int64{4 << 10, 1 << 20, 64 << 20}
 
 const srvClients = 8
 
+func srvClientsFor(size int64) int {
+	if size >= 64<<20 {
+		return 1
+	}
+	return srvClients
+}
+
 // srvBudget bounds each measurement in time and in bytes moved.
 const (
-	srvRounds = 5
-	srvTime   = time.Second
-	srvBytes  = 1 << 30 // at most this many bytes are put per size (memory tier capacity)
+	srvRounds = 3
+	srvTime   = 500 * time.Millisecond
+	srvBytes  = 256 << 20 // at most this many bytes are put per size and round
 )
 
-// srvWay is one way of moving objects: put then get n objects of a size.
+// srvWay is one way of moving objects over HTTP: put then get n objects.
 type srvWay interface {
 	name() string
 	put(ctx context.Context, worker, i int, data []byte) error
 	get(ctx context.Context, worker, i int, buf []byte) ([]byte, error)
+	cleanup(ctx context.Context) error
 	close()
 }
 
 func runServerBench(ctx context.Context, r *report) error {
 	// distore: a stack of one memory tier, served in this process.
 	st, err := spill.Open(ctx, spill.Options{Tiers: []spill.TierSpec{{Name: "memory",
-		Config: backend.Config{"capacity": fmt.Sprint(srvBytes + srvBytes/4)}}}})
+		Config: backend.Config{"capacity": fmt.Sprint(srvBytes + srvBytes/2)}}}})
 	if err != nil {
 		return err
 	}
 	defer st.Teardown(context.WithoutCancel(ctx))
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(st, server.Options{Logger: quiet})
+	srvTLS, clientTLS, err := benchCert()
 	if err != nil {
 		return err
 	}
-	dsURL, stopDS, err := srvServe(ctx, srv)
-	if err != nil {
-		return err
-	}
-	defer stopDS()
-	c, err := client.New(dsURL)
-	if err != nil {
-		return err
-	}
-	ways := []srvWay{&distoreWay{c: c, st: st}}
+	var ways []srvWay
 	defer func() {
 		for _, w := range ways {
 			w.close()
 		}
 	}()
+	for _, useTLS := range []bool{false, true} {
+		opts := server.Options{Logger: quiet}
+		scheme, copts := "http", []client.Option{client.WithToken("")}
+		if useTLS {
+			opts.TLS, scheme = srvTLS, "https"
+			copts = append(copts, client.WithTLSConfig(clientTLS))
+		}
+		srv, err := server.New(st, opts)
+		if err != nil {
+			return err
+		}
+		addr, stop, err := srvServe(ctx, srv)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		c, err := client.New(scheme+"://"+addr, copts...)
+		if err != nil {
+			return err
+		}
+		ways = append(ways, &distoreWay{c: c, tls: useTLS})
 
-	// Plain net/http: the same bytes, no store (the ceiling).
-	plain := &plainHTTP{}
-	phURL, stopPH, err := srvListen(ctx, plain)
-	if err != nil {
-		return err
+		// A bare net/http handler: the same bytes, no store, no checks (the
+		// ceiling of any HTTP store), served and called the same way.
+		plain := &plainHTTP{}
+		var tlsCfg *tls.Config
+		if useTLS {
+			tlsCfg = srvTLS
+		}
+		url, stopPlain, err := srvListen(plain, tlsCfg)
+		if err != nil {
+			return err
+		}
+		defer stopPlain()
+		tr := client.NewTransport()
+		tr.TLSClientConfig = clientTLS
+		ways = append(ways, &plainWay{url: url, srv: plain, hc: &http.Client{Transport: tr}, tls: useTLS})
 	}
-	defer stopPH()
-	ways = append(ways, &plainWay{url: phURL, srv: plain, hc: &http.Client{Transport: client.NewTransport()}})
-
-	// Redis, if it can be started.
-	rw, stopRedis, rerr := startRedis(ctx)
+	redisAddr, redisPid, stopRedis, rerr := startRedis(ctx)
 	if rerr == nil {
 		defer stopRedis()
-		ways = append(ways, rw)
 	}
 
-	// The floor: a bare Go RESP server in this process (see respfloor.go).
-	fw, stopFloor, err := startRESPFloor(ctx, int(srvSizes[len(srvSizes)-1]))
-	if err != nil {
-		return err
-	}
-	defer stopFloor()
-	ways = append(ways, fw)
-
-	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "go-resp GB/s", "redis GB/s",
-		"vs net/http", "vs go-resp", "vs redis")
 	type key struct {
 		way, op string
 		size    int64
 	}
 	rates := map[key][2]float64{} // ops/s, GB/s
-	cpus := map[key][2]float64{}  // CPU µs per op of the best round: this process, the server's
+	cpus := map[key]float64{}     // CPU µs per op of the best round
 	for _, size := range srvSizes {
-		clients := srvClients
-		if size >= 64<<20 {
-			clients = 1
-		}
+		clients := srvClientsFor(size)
 		data := make([]byte, size)
 		for i := range data {
 			data[i] = byte(i*7 + i>>12)
@@ -134,121 +153,159 @@ func runServerBench(ctx context.Context, r *report) error {
 					k := key{w.name(), op, size}
 					if ops := float64(n) / ph.wall.Seconds(); ops > rates[k][0] {
 						rates[k] = [2]float64{ops, gbps(int64(n)*size, ph.wall)}
-						perOp := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
-						cpus[k] = [2]float64{perOp(ph.cpu), perOp(ph.serverCPU)}
+						cpus[k] = float64(ph.cpu.Microseconds()) / float64(n)
 					}
 				}
-				if err := srvCleanup(ctx, w, n, clients); err != nil {
+				if err := w.cleanup(ctx); err != nil {
 					return err
 				}
 			}
+			if rerr == nil {
+				for _, op := range []string{"set", "get"} {
+					ops, cpu, err := redisBenchmark(ctx, redisAddr, redisPid, op, size, clients)
+					if err != nil {
+						return fmt.Errorf("redis-benchmark %s %s: %w", op, sizeName(size), err)
+					}
+					k := key{"redis", map[string]string{"set": "put", "get": "get"}[op], size}
+					if ops > rates[k][0] {
+						rates[k] = [2]float64{ops, ops * float64(size) / 1e9}
+						cpus[k] = cpu
+					}
+				}
+			}
 		}
+	}
+
+	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http",
+		"distore TLS GB/s", "net/http TLS GB/s", "TLS vs net/http TLS", "redis GB/s", "vs redis")
+	for _, size := range srvSizes {
 		for _, op := range []string{"put", "get"} {
-			ds, ph, rd := rates[key{"distore", op, size}], rates[key{"net/http", op, size}], rates[key{"redis", op, size}]
-			fl := rates[key{"go-resp", op, size}]
+			get := func(way string) [2]float64 { return rates[key{way, op, size}] }
+			ds, ph, dt, pt, rd := get("distore"), get("net/http"), get("distore-tls"), get("net/http-tls"), get("redis")
 			rdCell, vsRedis := "-", "-"
 			if rerr == nil {
 				rdCell, vsRedis = fmt.Sprintf("%.3g", rd[1]), fmt.Sprintf("%.2f", ratio(ds[0], rd[0]))
 			}
-			r.row(sizeName(size), op, clients, fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1], fl[1], rdCell,
-				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), fmt.Sprintf("%.2f", ratio(ds[0], fl[0])), vsRedis)
+			r.row(sizeName(size), op, srvClientsFor(size), fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1],
+				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), dt[1], pt[1], fmt.Sprintf("%.2f", ratio(dt[0], pt[0])), rdCell, vsRedis)
 		}
 	}
-	// CPU per operation at the smallest size, where it decides the rate:
-	// the in-process ways' figure holds client and server; Redis's is the
-	// client here plus redis-server.
 	small := srvSizes[0]
-	r.table("size", "op", "CPU µs/op:", "distore", "net/http", "go-resp", "redis client", "+ redis-server", "= redis")
+	r.table("size", "op", "CPU µs/op:", "distore", "net/http", "distore TLS", "net/http TLS", "redis")
 	for _, op := range []string{"put", "get"} {
-		c := func(way string) [2]float64 { return cpus[key{way, op, small}] }
-		redis := [3]string{"-", "-", "-"}
+		c := func(way string) string { return fmt.Sprintf("%.1f", cpus[key{way, op, small}]) }
+		redis := "-"
 		if rerr == nil {
-			rc := c("redis")
-			redis = [3]string{fmt.Sprintf("%.1f", rc[0]), fmt.Sprintf("%.1f", rc[1]), fmt.Sprintf("%.1f", rc[0]+rc[1])}
+			redis = c("redis")
 		}
-		r.row(sizeName(small), op, "", fmt.Sprintf("%.1f", c("distore")[0]), fmt.Sprintf("%.1f", c("net/http")[0]),
-			fmt.Sprintf("%.1f", c("go-resp")[0]), redis[0], redis[1], redis[2])
+		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("distore-tls"), c("net/http-tls"), redis)
 	}
 	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
-	r.note("distore: in-process server (Serve, its own HTTP/1.1 loop) over a spill stack of one memory tier, Go client (one shared client, keep-alive)")
-	r.note("net/http: a handler that reads the body into a buffer / writes a buffer — the ceiling of any HTTP store")
+	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
+	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP store")
+	r.note("TLS: the same, over TLS 1.3 with a self-signed P-256 certificate")
 	if rerr != nil {
 		r.note("redis: not run: %v", rerr)
 	} else {
-		r.note("redis: redis-server on loopback, no persistence, one RESP connection per client")
+		r.note("redis: redis-server on loopback (no persistence) measured by its own redis-benchmark -c CLIENTS -d SIZE -t set|get, one key; ops/s as it reports them")
 	}
-	r.note("CPU µs/op: user+system time per operation in the best round; distore, net/http and go-resp hold client and server in this process, redis's client is here and redis-server is its own process (from /proc, 10 ms ticks)")
-	r.note("go-resp: a bare Go RESP server in this process, the same client as redis: the floor under any protocol a Go server in-process reaches here")
-	r.note("targets: 64MiB get >= 0.8x net/http; 1MiB >= 1.0x redis; 4KiB >= 0.8x redis ops/s (8 clients)")
+	r.note("CPU µs/op: user+system time per operation in the best round; distore and net/http hold client and server in this process; redis is redis-benchmark plus redis-server (from /proc, 10 ms ticks)")
+	r.note("target: distore >= 0.9x net/http at every size, put and get, TLS off")
 	return nil
 }
 
-// srvListen serves h with a plain net/http server on a loopback port until
-// the returned stop is called.
-func srvListen(ctx context.Context, h http.Handler) (string, func(), error) {
+// benchCert makes a self-signed certificate for 127.0.0.1: the server's
+// config and a client config that trusts it.
+func benchCert() (*tls.Config, *tls.Config, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "distore bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	srv := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, MinVersion: tls.VersionTLS12}
+	return srv, &tls.Config{RootCAs: pool}, nil
+}
+
+// srvListen serves h with a plain net/http server (HTTPS with cfg) on a
+// loopback port until the returned stop is called.
+func srvListen(h http.Handler, cfg *tls.Config) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
 	hs := &http.Server{Handler: h}
+	scheme := "http"
+	if cfg != nil {
+		c := cfg.Clone()
+		c.NextProtos = []string{"http/1.1"}
+		ln, scheme = tls.NewListener(ln, c), "https"
+	}
 	go hs.Serve(ln)
-	return "http://" + ln.Addr().String(), func() { hs.Close() }, nil
+	return scheme + "://" + ln.Addr().String(), func() { hs.Close() }, nil
 }
 
-// srvServe runs the distore server the way distore-server does (Serve, its
-// own connection loop) on a loopback port until the returned stop is called.
+// srvServe runs the distore server the way distore-server does (Listen,
+// Serve) on a loopback port until the returned stop is called.
 func srvServe(ctx context.Context, srv *server.Server) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := server.Listen(ctx, "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln, time.Second) }()
-	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
+	return ln.Addr().String(), func() { cancel(); <-done }, nil
 }
 
 // srvPhase is one phase (the puts or the gets) of a measurement: its wall
-// time and the CPU time it took, in this process and in the server's if it
-// is another (redis-server).
+// time and the CPU time this process took.
 type srvPhase struct {
-	wall, cpu, serverCPU time.Duration
+	wall, cpu time.Duration
 }
 
-// srvCPU returns the CPU time (user and system) of this process and of the
-// process pid (0: none) so far.
-func srvCPU(pid int) (self, other time.Duration) {
+// selfCPU returns the CPU time (user and system) of this process so far.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
 	}
-	if pid == 0 {
-		return self, 0
-	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU returns the CPU time of process pid so far, from /proc.
+func procCPU(pid int) time.Duration {
 	// /proc/PID/stat: utime and stime are the 14th and 15th fields, in
 	// clock ticks (USER_HZ, 100 on Linux), after the parenthesized name.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return self, 0
+		return 0
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return self, 0
+		return 0
 	}
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return self, time.Duration(u+st) * 10 * time.Millisecond
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // phaseStart starts timing a phase; the func it returns ends it.
-func phaseStart(pid int) func() srvPhase {
-	start := time.Now()
-	self, other := srvCPU(pid)
-	return func() srvPhase {
-		wall := time.Since(start)
-		self2, other2 := srvCPU(pid)
-		return srvPhase{wall: wall, cpu: self2 - self, serverCPU: other2 - other}
-	}
+func phaseStart() func() srvPhase {
+	start, cpu := time.Now(), selfCPU()
+	return func() srvPhase { return srvPhase{wall: time.Since(start), cpu: selfCPU() - cpu} }
 }
 
 // srvMeasure puts objects with `clients` workers until srvTime or the byte
@@ -260,11 +317,7 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	pid := 0
-	if rw, ok := w.(*redisWay); ok {
-		pid = rw.pid
-	}
-	endPuts := phaseStart(pid)
+	endPuts := phaseStart()
 	deadline := time.Now().Add(srvTime)
 	for wk := range clients {
 		wg.Add(1)
@@ -288,13 +341,13 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 	for _, k := range counts {
 		n += k
 	}
-	var bad atomic.Int64
-	endGets := phaseStart(pid)
+	var bad sync.Map
+	endGets := phaseStart()
 	for wk := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, size, size+16) // +2 for RESP's CRLF
+			buf := make([]byte, size)
 			for i := range counts[wk] {
 				got, err := w.get(ctx, wk, i, buf)
 				if err != nil {
@@ -302,7 +355,7 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 					return
 				}
 				if len(got) != len(data) || got[len(got)-1] != data[len(data)-1] {
-					bad.Add(1)
+					bad.Store(srvKey(wk, i), true)
 				}
 			}
 		}()
@@ -312,49 +365,48 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 	if firstErr != nil {
 		return 0, puts, gets, firstErr
 	}
-	if bad.Load() > 0 {
-		return 0, puts, gets, fmt.Errorf("%d gets returned wrong bytes", bad.Load())
+	nbad := 0
+	bad.Range(func(any, any) bool { nbad++; return true })
+	if nbad > 0 {
+		return 0, puts, gets, fmt.Errorf("%d gets returned wrong bytes", nbad)
 	}
 	return n, puts, gets, nil
-}
-
-func srvCleanup(ctx context.Context, w srvWay, n, clients int) error {
-	switch w := w.(type) {
-	case *distoreWay:
-		page, err := w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: server.MaxListLimit})
-		for err == nil && len(page.Objects) > 0 {
-			for _, o := range page.Objects {
-				if err := w.c.Delete(ctx, o.ID); err != nil {
-					return err
-				}
-			}
-			page, err = w.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: server.MaxListLimit})
-		}
-		return err
-	case *plainWay:
-		w.srv.reset()
-	case *redisWay:
-		return w.flush()
-	}
-	return nil
 }
 
 func srvKey(worker, i int) string { return "b" + strconv.Itoa(worker) + "-" + strconv.Itoa(i) }
 
 // distoreWay goes through the Go client to the server.
 type distoreWay struct {
-	c  *client.Client
-	st *spill.Stack
+	c   *client.Client
+	tls bool
 }
 
-func (d *distoreWay) name() string { return "distore" }
-func (d *distoreWay) close()       { d.c.Close() }
+func (d *distoreWay) name() string {
+	if d.tls {
+		return "distore-tls"
+	}
+	return "distore"
+}
+func (d *distoreWay) close() { d.c.Close() }
 func (d *distoreWay) put(ctx context.Context, worker, i int, data []byte) error {
 	_, err := d.c.Put(ctx, data, client.PutOptions{ID: backend.ID(srvKey(worker, i))})
 	return err
 }
 func (d *distoreWay) get(ctx context.Context, worker, i int, buf []byte) ([]byte, error) {
 	return d.c.GetInto(ctx, backend.ID(srvKey(worker, i)), buf)
+}
+func (d *distoreWay) cleanup(ctx context.Context) error {
+	for {
+		page, err := d.c.List(ctx, backend.ListOptions{Prefix: "b", Limit: wire.MaxListLimit})
+		if err != nil || len(page.Objects) == 0 {
+			return err
+		}
+		for _, o := range page.Objects {
+			if err := d.c.Delete(ctx, o.ID); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // plainHTTP is the ceiling: PUT reads the body into a buffer and keeps only
@@ -363,12 +415,6 @@ type plainHTTP struct {
 	mu    sync.Mutex
 	sizes map[string]int64
 	buf   []byte
-}
-
-func (p *plainHTTP) reset() {
-	p.mu.Lock()
-	p.sizes = nil
-	p.mu.Unlock()
 }
 
 var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
@@ -418,10 +464,22 @@ type plainWay struct {
 	url string
 	srv *plainHTTP
 	hc  *http.Client
+	tls bool
 }
 
-func (p *plainWay) name() string { return "net/http" }
-func (p *plainWay) close()       { p.hc.CloseIdleConnections() }
+func (p *plainWay) name() string {
+	if p.tls {
+		return "net/http-tls"
+	}
+	return "net/http"
+}
+func (p *plainWay) close() { p.hc.CloseIdleConnections() }
+func (p *plainWay) cleanup(context.Context) error {
+	p.srv.mu.Lock()
+	p.srv.sizes = nil
+	p.srv.mu.Unlock()
+	return nil
+}
 func (p *plainWay) put(ctx context.Context, worker, i int, data []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.url+"/"+srvKey(worker, i), bytes.NewReader(data))
 	if err != nil {
@@ -459,160 +517,83 @@ func (p *plainWay) get(ctx context.Context, worker, i int, buf []byte) ([]byte, 
 	return buf[:n], err
 }
 
-// redisWay speaks RESP to a redis-server, one connection per worker.
-type redisWay struct {
-	label string // "redis", or "go-resp" for the floor (respfloor.go)
-	addr  string
-	pid   int // redis-server's process, whose CPU time is measured; 0 in process
-	mu    sync.Mutex
-	conns map[int]*respConn
-}
-
-type respConn struct {
-	c net.Conn
-	r *bufio.Reader
-	w *bufio.Writer
-}
-
 // startRedis runs redis-server on a free loopback port with no persistence.
-func startRedis(ctx context.Context) (*redisWay, func(), error) {
+func startRedis(ctx context.Context) (addr string, pid int, stop func(), err error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis-server not installed (apt-get install -y redis-server)")
+		return "", 0, nil, fmt.Errorf("redis-server not installed (apt-get install -y redis-server)")
+	}
+	if _, err := exec.LookPath("redis-benchmark"); err != nil {
+		return "", 0, nil, fmt.Errorf("redis-benchmark not installed")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, err
+		return "", 0, nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	dir, err := os.MkdirTemp("", "distore-bench-redis-")
 	if err != nil {
-		return nil, nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "no", "--dir", dir, "--protected-mode", "yes", "--loglevel", "warning")
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, nil, err
+		return "", 0, nil, err
 	}
-	stop := func() {
+	stop = func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		os.RemoveAll(dir)
 	}
-	rw := &redisWay{label: "redis", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), conns: map[int]*respConn{}, pid: cmd.Process.Pid}
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := rw.conn(0); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
 			break
 		}
 		if time.Since(start) > 5*time.Second {
 			stop()
-			return nil, nil, fmt.Errorf("redis-server did not answer on %s", rw.addr)
+			return "", 0, nil, fmt.Errorf("redis-server did not answer on %s", addr)
 		}
 	}
-	return rw, func() { rw.close(); stop() }, nil
+	return addr, cmd.Process.Pid, stop, nil
 }
 
-func (r *redisWay) name() string { return r.label }
-
-func (r *redisWay) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		c.c.Close()
+// redisBenchmark runs redis-benchmark for one command (set or get) and
+// size, and returns the ops/s it reports and the CPU µs per op of it and
+// redis-server together.
+func redisBenchmark(ctx context.Context, addr string, serverPid int, op string, size int64, clients int) (float64, float64, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	n := max(int64(8*clients), min(20000, int64(srvBytes)/size))
+	cmd := exec.CommandContext(ctx, "redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(clients),
+		"-n", strconv.FormatInt(n, 10), "-d", strconv.FormatInt(size, 10), "-t", op, "--csv")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	before := procCPU(serverPid)
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("%w: %s", err, out.String())
 	}
-	r.conns = map[int]*respConn{}
-}
-
-func (r *redisWay) conn(worker int) (*respConn, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.conns[worker]; ok {
-		return c, nil
+	serverCPU := procCPU(serverPid) - before
+	benchCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	// The CSV: a header with "test" and "rps", then a row per test.
+	rows, err := csv.NewReader(&out).ReadAll()
+	if err != nil || len(rows) < 2 {
+		return 0, 0, fmt.Errorf("redis-benchmark output %q: %v", out.String(), err)
 	}
-	nc, err := net.Dial("tcp", r.addr)
-	if err != nil {
-		return nil, err
-	}
-	c := &respConn{c: nc, r: bufio.NewReaderSize(nc, 256<<10), w: bufio.NewWriterSize(nc, 256<<10)}
-	r.conns[worker] = c
-	return c, nil
-}
-
-// command sends one RESP command of bulk strings.
-func (c *respConn) command(args ...[]byte) error {
-	fmt.Fprintf(c.w, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(c.w, "$%d\r\n", len(a))
-		c.w.Write(a)
-		c.w.WriteString("\r\n")
-	}
-	return c.w.Flush()
-}
-
-// reply reads one reply: simple string, error, or bulk string (into buf).
-func (c *respConn) reply(buf []byte) ([]byte, error) {
-	line, err := c.r.ReadSlice('\n')
-	if err != nil {
-		return nil, err
-	}
-	if len(line) < 3 {
-		return nil, fmt.Errorf("redis: short reply %q", line)
-	}
-	switch line[0] {
-	case '+':
-		return nil, nil
-	case '-':
-		return nil, errors.New("redis: " + string(line[1:len(line)-2]))
-	case '$':
-		n, err := strconv.Atoi(string(line[1 : len(line)-2]))
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("redis: bad bulk reply %q", line)
+	col := -1
+	for i, h := range rows[0] {
+		if h == "rps" {
+			col = i
 		}
-		if cap(buf) < n+2 {
-			buf = make([]byte, n+2)
-		}
-		buf = buf[:n+2]
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
 	}
-	return nil, fmt.Errorf("redis: unexpected reply %q", line)
-}
-
-func (r *redisWay) put(ctx context.Context, worker, i int, data []byte) error {
-	c, err := r.conn(worker)
+	if col < 0 || len(rows[1]) <= col {
+		return 0, 0, fmt.Errorf("redis-benchmark output without rps: %q", out.String())
+	}
+	ops, err := strconv.ParseFloat(rows[1][col], 64)
 	if err != nil {
-		return err
+		return 0, 0, fmt.Errorf("redis-benchmark rps %q: %w", rows[1][col], err)
 	}
-	if err := c.command([]byte("SET"), []byte(srvKey(worker, i)), data); err != nil {
-		return err
-	}
-	_, err = c.reply(nil)
-	return err
-}
-
-func (r *redisWay) get(ctx context.Context, worker, i int, buf []byte) ([]byte, error) {
-	c, err := r.conn(worker)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.command([]byte("GET"), []byte(srvKey(worker, i))); err != nil {
-		return nil, err
-	}
-	return c.reply(buf)
-}
-
-func (r *redisWay) flush() error {
-	c, err := r.conn(0)
-	if err != nil {
-		return err
-	}
-	if err := c.command([]byte("FLUSHALL")); err != nil {
-		return err
-	}
-	_, err = c.reply(nil)
-	return err
+	return ops, float64((serverCPU + benchCPU).Microseconds()) / float64(n), nil
 }

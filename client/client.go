@@ -1,68 +1,56 @@
 // Package client is the Go client of the distore server's HTTP API
-// (docs/http-api.md).
+// (docs/http-api.md, package distore/wire).
 //
-// A Client reuses connections (one http.Client with a tuned Transport) and
-// takes its timeouts from the context of each call. The server's errors come
-// back as *Error values that wrap the sentinels of package backend, so
+// A Client reuses connections (one http.Client with a tuned http.Transport)
+// and takes its timeouts from the context of each call. The server's errors
+// come back as *Error values that wrap the sentinels of package backend, so
 //
 //	if errors.Is(err, backend.ErrNotFound) { ... }
 //
 // works through the network, and errors.As(err, &fe) with fe a
-// *backend.FullError gives the sizes of a full or too-large put.
+// *backend.FullError gives the sizes of a full or too-large put. NewBackend
+// makes a Client a backend.Backend.
 package client
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"distore/backend"
-	"distore/levels"
+	"distore/wire"
 )
 
-// Wire names of the API (see docs/http-api.md).
-const (
-	headerSize       = "X-Distore-Size"
-	headerImportance = "X-Distore-Importance"
-	headerPins       = "X-Distore-Pins"
-	headerLevel      = "X-Distore-Level"
-	headerTier       = "X-Distore-Tier"
-	headerCreated    = "X-Distore-Created"
-	headerAccessed   = "X-Distore-Accessed"
-	headerChecksum   = "X-Distore-Checksum"
-	headerID         = "X-Distore-Id"
-	headerErrorCode  = "X-Distore-Error-Code"
-	headerErrorMsg   = "X-Distore-Error-Message"
-)
+// TokenEnv is the environment variable New reads the bearer token from when
+// no WithToken option is given.
+const TokenEnv = "DISTORE_TOKEN"
 
 // Client talks to one distore server. It is safe for concurrent use.
 type Client struct {
 	base      string // "http://host:port", no trailing slash
 	hc        *http.Client
-	ft        *fastTransport // hc's transport when the client made hc itself
 	expectMin int64
-	// own: ft can take the client's requests as ownReqs (plain http, a
-	// host and base path that need no checks nor escaping).
-	own      bool
-	host     string
-	basePath string // "" or "/path", no trailing slash
+	token     string
+	tokenSet  bool
+	tlsConfig *tls.Config
 }
 
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient makes the client use hc instead of its own tuned one.
+// WithHTTPClient makes the client use hc instead of its own tuned one
+// (WithTLSConfig then has no effect: hc's transport decides).
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithExpectContinue sets the body size from which a put first asks the
@@ -72,11 +60,9 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 func WithExpectContinue(size int64) Option { return func(c *Client) { c.expectMin = size } }
 
 // NewTransport returns a net/http Transport tuned for distore: keep-alive
-// connections, many of them idle per host (a client is typically shared by many
-// goroutines), no compression (objects are opaque bytes), large buffers. A
-// Client's own transport runs plain-http round trips itself, on pooled
-// connections with the same limits, and uses this one for the rest (https,
-// Expect: 100-continue).
+// connections, many of them idle per host (a client is typically shared by
+// many goroutines), no compression (objects are opaque bytes), 256 KiB
+// buffers, HTTP/1.1.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -84,6 +70,7 @@ func NewTransport() *http.Transport {
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 2 * time.Second,
 		ResponseHeaderTimeout: 0, // the context bounds each call
 		DisableCompression:    true,
@@ -93,7 +80,9 @@ func NewTransport() *http.Transport {
 	}
 }
 
-// New returns a client of the server at baseURL ("http://127.0.0.1:7070").
+// New returns a client of the server at baseURL ("http://127.0.0.1:7070",
+// or "https://..." for a server with TLS). Without WithToken it sends the
+// token in $DISTORE_TOKEN, if set.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -103,26 +92,23 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	if c.hc == nil {
-		c.ft = newFastTransport(NewTransport())
-		c.hc = &http.Client{Transport: c.ft}
-		c.host = u.Host
-		c.basePath = strings.TrimPrefix(c.base, u.Scheme+"://"+u.Host)
-		c.own = u.Scheme == "http" && plainURLPart(c.host, ":.-") && plainURLPart(c.basePath, "/.-_~")
+	if !c.tokenSet {
+		c.token = os.Getenv(TokenEnv)
 	}
-	return c, nil
-}
-
-// plainURLPart reports whether s has only letters, digits and bytes of
-// extra, so that it goes into a request as it is.
-func plainURLPart(s, extra string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
-			return false
+	if strings.ContainsAny(c.token, "\r\n") {
+		return nil, fmt.Errorf("client: %w: the token has a line break", backend.ErrInvalidArgument)
+	}
+	if c.hc == nil {
+		tr := NewTransport()
+		tr.TLSClientConfig = c.tlsConfig
+		c.hc = &http.Client{
+			Transport: tr,
+			// The API never redirects: a redirect is an error, not a
+			// request to another object (or host, with the token).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
-	return true
+	return c, nil
 }
 
 // URL returns the server's base URL.
@@ -140,10 +126,14 @@ type PutOptions struct {
 	// Checksum, when non-zero, is the CRC-32C of the data (backend.Checksum): the
 	// server verifies it and stores nothing on a mismatch (ErrCorrupt).
 	Checksum uint32
+	// Created, when non-zero, is kept as the object's creation time (an
+	// object copied from elsewhere keeps its own).
+	Created time.Time
 }
 
 // Error is an error response of the server. It wraps the backend sentinel its
-// code stands for (a *backend.FullError for "full" and "too_large").
+// code stands for (a *backend.FullError for "full" and "too_large";
+// wire.ErrUnauthorized and wire.ErrForbidden for 401 and 403).
 type Error struct {
 	Op      string     // "put", "get", ...
 	ID      backend.ID // the object, if any
@@ -165,199 +155,51 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel of package backend for the error's code.
 func (e *Error) Unwrap() error { return e.err }
 
-// errorBody mirrors the server's JSON error body.
-type errorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Requested int64  `json:"requested"`
-	Free      int64  `json:"free"`
-	Capacity  int64  `json:"capacity"`
-	Pinned    int64  `json:"pinned"`
-}
-
-var codeSentinels = map[string]error{
-	"invalid_id":       backend.ErrInvalidID,
-	"invalid_argument": backend.ErrInvalidArgument,
-	"bad_range":        backend.ErrInvalidArgument,
-	"length_required":  backend.ErrInvalidArgument,
-	"bad_body":         backend.ErrInvalidArgument,
-	"not_found":        backend.ErrNotFound,
-	"exists":           backend.ErrExists,
-	"pinned":           backend.ErrPinned,
-	"not_pinned":       backend.ErrNotPinned,
-	"too_large":        backend.ErrTooLarge,
-	"full":             backend.ErrFull,
-	"unavailable":      backend.ErrUnavailable,
-	"closed":           backend.ErrClosed,
-	"corrupt":          backend.ErrCorrupt,
-	"timeout":          context.DeadlineExceeded,
-	"canceled":         context.Canceled,
-}
-
 // respError reads an error response into an *Error and closes its body.
 func respError(op string, id backend.ID, resp *http.Response) error {
 	defer resp.Body.Close()
-	// The headers first: the fast transport's Header is only valid until the
-	// body is read to its end.
-	code, msg := resp.Header.Get(headerErrorCode), resp.Header.Get(headerErrorMsg)
-	var eb errorBody
+	var eb wire.ErrorBody
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(data, &eb) != nil || eb.Code == "" {
-		eb.Code = code
-		eb.Message = strings.TrimSpace(string(data))
+		// Not the API's JSON (a HEAD, or a proxy's page): the headers and
+		// the text tell what they can.
+		eb = wire.ErrorBody{Code: resp.Header.Get(wire.HeaderErrorCode), Message: strings.TrimSpace(string(data))}
 		if eb.Message == "" {
-			eb.Message = msg
+			eb.Message = resp.Header.Get(wire.HeaderErrorMessage)
 		}
 		if eb.Message == "" {
 			eb.Message = http.StatusText(resp.StatusCode)
 		}
 	}
-	e := &Error{Op: op, ID: id, Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
-	switch s := codeSentinels[eb.Code]; {
-	case s == backend.ErrFull || s == backend.ErrTooLarge:
-		fe := backend.NewFullError(op, "server", id, eb.Requested, eb.Free, eb.Capacity, eb.Pinned)
-		fe.TooLarge = s == backend.ErrTooLarge
-		e.err = fe
-	case s != nil:
-		e.err = s
-	case resp.StatusCode == http.StatusNotFound && eb.Code == "":
-		e.err = backend.ErrNotFound
-	default:
-		e.err = errors.New(http.StatusText(resp.StatusCode))
-	}
-	return e
+	return &Error{Op: op, ID: id, Status: resp.StatusCode, Code: eb.Code, Message: eb.Message, err: eb.Err(op, id, resp.StatusCode)}
 }
 
-// request is one of the client's requests on an object (or on all of them,
-// with no ID). With the client's own transport it goes out as an ownReq;
-// else as an http.Request.
-type request struct {
-	own     ownReq
-	nh      int  // headers set in own.hdr
-	putBody bool // a put's body, sent as PutReader always did
-}
-
-// newRequest returns a request for method on the object id (on the
-// collection when id is empty), with the sub-path sub. id must be valid
-// (checkID).
-func (c *Client) newRequest(ctx context.Context, method string, id backend.ID, sub string) request {
-	r := request{own: ownReq{ctx: ctx, method: method, host: c.host}}
-	r.own.path[0] = c.basePath
-	if id == "" {
-		r.own.path[1] = "/v1/objects"
-	} else {
-		// A valid ID needs no escaping (url.PathEscape returns it as it is).
-		r.own.path[1], r.own.path[2] = "/v1/objects/", url.PathEscape(string(id))
-	}
-	if sub != "" {
-		r.own.path[3], r.own.path[4] = "/", sub
-	}
-	return r
-}
-
-// set sets a header (at most len(ownReq.hdr) of them, each once, names in
-// canonical form, values plain).
-func (r *request) set(name, value string) {
-	r.own.hdr[r.nh] = [2]string{name, value}
-	r.nh++
-}
-
-// expect reports whether r has an Expect header (the fallback transport's
-// business).
-func (r *request) expect() bool {
-	for _, h := range r.own.hdr[:r.nh] {
-		if h[0] == "Expect" {
-			return true
-		}
-	}
-	return false
-}
-
-// url returns the request's URL.
-func (r *request) url(c *Client) string {
-	return c.base + strings.Join(r.own.path[1:], "")
-}
-
-// sendRequest sends r.
-func (c *Client) sendRequest(r *request) (*http.Response, error) {
-	// A nil context, traces and Expect are http.Request's business.
-	if c.own && r.own.ctx != nil && httptrace.ContextClientTrace(r.own.ctx) == nil && !r.expect() {
-		resp, err := c.ft.do(&r.own, nil)
-		if err != nil {
-			return nil, &url.Error{Op: methodOp(r.own.method), URL: r.url(c), Err: err}
-		}
-		return resp, nil
-	}
-	body := r.own.body
-	if r.own.data != nil {
-		body = bytes.NewReader(r.own.data)
-	} else if _, ok := body.(*bytes.Reader); !ok && r.putBody {
-		body = io.LimitReader(body, r.own.size) // never send more than declared
-	}
-	req, err := http.NewRequestWithContext(r.own.ctx, r.own.method, r.url(c), body)
+// newRequest returns a request for method on path (the server's base is
+// prefixed), with the client's token.
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
-	if r.putBody {
-		size := r.own.size
-		req.ContentLength = size
-		if br, ok := body.(*bytes.Reader); ok && int64(br.Len()) == size && size > 0 {
-			req.Body = &bytesBody{br} // written whole (GetBody, from the reader, stays)
-		}
-		if size == 0 {
-			req.Body = http.NoBody
-		}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	for _, h := range r.own.hdr[:r.nh] {
-		req.Header.Set(h[0], h[1])
-	}
-	return c.send(req)
+	return req, nil
 }
 
-// methodOp is the Op of a url.Error of method, as http.Client says it.
-func methodOp(m string) string {
-	if m == "" {
-		m = http.MethodGet
+// opError names op and id in err.
+func opError(op string, id backend.ID, err error) error {
+	if id == "" {
+		return fmt.Errorf("distore client: %s: %w", op, err)
 	}
-	return m[:1] + strings.ToLower(m[1:])
-}
-
-// send sends req. With the client's own transport it skips http.Client,
-// whose redirect and cookie machinery the API does not use and which costs
-// allocations on every small request; errors read the same.
-func (c *Client) send(req *http.Request) (*http.Response, error) {
-	if c.ft == nil {
-		return c.hc.Do(req)
-	}
-	resp, err := c.ft.RoundTrip(req)
-	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, &url.Error{Op: methodOp(req.Method), URL: req.URL.String(), Err: err}
-	}
-	return resp, nil
+	return fmt.Errorf("distore client: %s %q: %w", op, string(id), err)
 }
 
 // do sends req and returns the response if its status is one of ok.
 func (c *Client) do(op string, id backend.ID, req *http.Request, ok ...int) (*http.Response, error) {
-	resp, err := c.send(req)
-	return checkResponse(op, id, resp, err, ok...)
-}
-
-// doRequest is do for a request.
-func (c *Client) doRequest(op string, id backend.ID, r *request, ok ...int) (*http.Response, error) {
-	resp, err := c.sendRequest(r)
-	return checkResponse(op, id, resp, err, ok...)
-}
-
-// checkResponse returns resp if its status is one of ok, else the error.
-func checkResponse(op string, id backend.ID, resp *http.Response, err error, ok ...int) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
 	if err != nil {
-		if id == "" {
-			return nil, fmt.Errorf("distore client: %s: %w", op, err)
-		}
-		return nil, fmt.Errorf("distore client: %s %q: %w", op, string(id), err)
+		return nil, opError(op, id, err)
 	}
 	for _, s := range ok {
 		if resp.StatusCode == s {
@@ -370,7 +212,7 @@ func checkResponse(op string, id backend.ID, resp *http.Response, err error, ok 
 // checkID validates an ID locally, so a bad one fails before a round trip.
 func checkID(op string, id backend.ID) error {
 	if err := id.Validate(); err != nil {
-		return &Error{Op: op, ID: id, Status: http.StatusBadRequest, Code: "invalid_id", Message: err.Error(), err: backend.ErrInvalidID}
+		return &Error{Op: op, ID: id, Status: http.StatusBadRequest, Code: wire.CodeInvalidID, Message: err.Error(), err: backend.ErrInvalidID}
 	}
 	return nil
 }
@@ -378,47 +220,58 @@ func checkID(op string, id backend.ID) error {
 // Put stores data and returns the object's info (its ID, when the server
 // chose it).
 func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (backend.ObjectInfo, error) {
-	return c.put(ctx, nil, data, int64(len(data)), opts)
+	return c.put(ctx, bytes.NewReader(data), int64(len(data)), opts)
 }
 
 // PutReader stores exactly size bytes read from r, streaming them. If r ends
 // early or the context ends, the server stores nothing.
 func (c *Client) PutReader(ctx context.Context, r io.Reader, size int64, opts PutOptions) (backend.ObjectInfo, error) {
-	return c.put(ctx, r, nil, size, opts)
+	return c.put(ctx, r, size, opts)
 }
 
-// put is Put (data, r nil) and PutReader (r).
-func (c *Client) put(ctx context.Context, r io.Reader, data []byte, size int64, opts PutOptions) (backend.ObjectInfo, error) {
+func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptions) (backend.ObjectInfo, error) {
 	var info backend.ObjectInfo
 	if size < 0 {
-		return info, &Error{Op: "put", ID: opts.ID, Status: http.StatusBadRequest, Code: "invalid_argument",
+		return info, &Error{Op: "put", ID: opts.ID, Status: http.StatusBadRequest, Code: wire.CodeInvalidArgument,
 			Message: fmt.Sprintf("size %d is negative", size), err: backend.ErrInvalidArgument}
 	}
-	method := http.MethodPost
+	method, path := http.MethodPost, wire.ObjectsPath
 	if opts.ID != "" {
 		if err := checkID("put", opts.ID); err != nil {
 			return info, err
 		}
-		method = http.MethodPut
+		method, path = http.MethodPut, wire.ObjectPath(opts.ID)
 	}
-	req := c.newRequest(ctx, method, opts.ID, "")
-	req.own.body, req.own.data, req.own.size, req.putBody = r, data, size, true
+	if _, ok := r.(*bytes.Reader); !ok {
+		r = io.LimitReader(r, size) // never send more than declared
+	}
+	req, err := c.newRequest(ctx, method, path, r)
+	if err != nil {
+		return info, opError("put", opts.ID, err)
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
 	if opts.Importance != 0 {
-		req.set(headerImportance, strconv.Itoa(opts.Importance))
+		req.Header.Set(wire.HeaderImportance, strconv.Itoa(opts.Importance))
 	}
 	if opts.Checksum != 0 {
-		req.set(headerChecksum, fmt.Sprintf("%08x", opts.Checksum))
+		req.Header.Set(wire.HeaderChecksum, wire.FormatChecksum(opts.Checksum))
+	}
+	if !opts.Created.IsZero() {
+		req.Header.Set(wire.HeaderCreated, opts.Created.UTC().Format(time.RFC3339Nano))
 	}
 	if c.expectMin >= 0 && size >= c.expectMin {
-		req.set("Expect", "100-continue")
+		req.Header.Set("Expect", "100-continue")
 	}
-	resp, err := c.doRequest("put", opts.ID, &req, http.StatusCreated)
+	resp, err := c.do("put", opts.ID, req, http.StatusCreated)
 	if err != nil {
 		return info, err
 	}
 	defer resp.Body.Close()
-	if err := decodeInfo(resp.Body, &info); err != nil {
-		return info, fmt.Errorf("distore client: put %q: reading the reply: %w", string(opts.ID), err)
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return info, opError("put", opts.ID, fmt.Errorf("reading the reply: %w", err))
 	}
 	return info, nil
 }
@@ -433,64 +286,83 @@ func (c *Client) Get(ctx context.Context, id backend.ID) ([]byte, error) {
 // across calls saves an allocation and the page faults of fresh memory per
 // object, which matters for large objects read in a loop.
 func (c *Client) GetInto(ctx context.Context, id backend.ID, buf []byte) ([]byte, error) {
-	rc, n, err := c.getBody(ctx, id, 0, -1)
+	r, err := c.getReader(ctx, id, 0, -1)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	if int64(cap(buf)) >= n {
-		buf = buf[:n]
+	defer r.Close()
+	if int64(cap(buf)) >= r.size {
+		buf = buf[:r.size]
 	} else {
-		buf = make([]byte, n)
+		buf = make([]byte, r.size)
 	}
-	if _, err := io.ReadFull(rc, buf); err != nil {
-		return nil, fmt.Errorf("distore client: get %q: %w", string(id), err)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, opError("get", id, err)
 	}
 	return buf, nil
 }
 
 // GetReader streams length bytes of the object from offset (length -1: to
 // the end). The caller closes the reader. The reader fails with
-// io.ErrUnexpectedEOF if the connection ends before the range does.
+// io.ErrUnexpectedEOF if the connection ends before the range does. It also
+// has the methods Size() int64 (the bytes it yields) and
+// Info() backend.ObjectInfo (the info of the object these bytes are from).
 func (c *Client) GetReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
-	body, size, err := c.getBody(ctx, id, offset, length)
+	r, err := c.getReader(ctx, id, offset, length)
 	if err != nil {
 		return nil, err
 	}
-	return &objectReader{ReadCloser: body, size: size}, nil
+	return r, nil
 }
 
-// getBody is GetReader's body and its size, without a wrapper to allocate.
-func (c *Client) getBody(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, int64, error) {
+// Reader is the reader GetReader returns.
+type Reader struct {
+	io.ReadCloser
+	size int64
+	info backend.ObjectInfo
+}
+
+// Size returns the number of bytes the reader yields.
+func (r *Reader) Size() int64 { return r.size }
+
+// Info returns the info of the object the reader's bytes are from.
+func (r *Reader) Info() backend.ObjectInfo { return r.info }
+
+func (c *Client) getReader(ctx context.Context, id backend.ID, offset, length int64) (*Reader, error) {
 	if err := checkID("get", id); err != nil {
-		return nil, 0, err
+		return nil, err
+	}
+	badRange := func(msg string) error {
+		return &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: wire.CodeBadRange,
+			Message: msg, err: backend.ErrInvalidArgument}
 	}
 	if offset < 0 || length < -1 {
-		return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
-			Message: fmt.Sprintf("offset %d length %d", offset, length), err: backend.ErrInvalidArgument}
+		return nil, badRange(fmt.Sprintf("offset %d length %d", offset, length))
 	}
 	if length == 0 {
 		// HTTP cannot ask for zero bytes; check the range with HEAD instead.
 		info, err := c.Info(ctx, id)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if offset > info.Size {
-			return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
-				Message: fmt.Sprintf("offset %d is past the object's %d bytes", offset, info.Size), err: backend.ErrInvalidArgument}
+			return nil, badRange(fmt.Sprintf("offset %d is past the object's %d bytes", offset, info.Size))
 		}
-		return http.NoBody, 0, nil
+		return &Reader{ReadCloser: http.NoBody, info: info}, nil
 	}
-	req := c.newRequest(ctx, http.MethodGet, id, "")
+	req, err := c.newRequest(ctx, http.MethodGet, wire.ObjectPath(id), nil)
+	if err != nil {
+		return nil, opError("get", id, err)
+	}
 	switch {
 	case length > 0:
-		req.set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
 	case offset > 0:
-		req.set("Range", fmt.Sprintf("bytes=%d-", offset))
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	resp, err := c.sendRequest(&req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("distore client: get %q: %w", string(id), err)
+		return nil, opError("get", id, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && length == -1 &&
@@ -498,35 +370,33 @@ func (c *Client) getBody(ctx context.Context, id backend.ID, offset, length int6
 		// Reading from the very end gives nothing, as backend.OpenReader does;
 		// HTTP has no way to ask for it.
 		resp.Body.Close()
-		return http.NoBody, 0, nil
+		info, err := c.Info(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return &Reader{ReadCloser: http.NoBody, info: info}, nil
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
-		return nil, 0, respError("get", id, resp)
+		return nil, respError("get", id, resp)
 	}
-	if length > 0 && resp.ContentLength != length {
+	info, err := wire.ParseInfo(id, resp.Header)
+	fail := func(err error) (*Reader, error) {
 		resp.Body.Close()
-		return nil, 0, &Error{Op: "get", ID: id, Status: http.StatusRequestedRangeNotSatisfiable, Code: "bad_range",
-			Message: fmt.Sprintf("asked %d bytes from offset %d, the object has %d there", length, offset, resp.ContentLength),
-			err:     backend.ErrInvalidArgument}
+		return nil, opError("get", id, err)
 	}
-	if resp.ContentLength < 0 {
+	switch {
+	case err != nil:
+		return fail(fmt.Errorf("bad reply: %w", err))
+	case length > 0 && resp.ContentLength != length:
 		resp.Body.Close()
-		return nil, 0, fmt.Errorf("distore client: get %q: reply without Content-Length", string(id))
-	}
-	if resp.ContentLength == 0 {
+		return nil, badRange(fmt.Sprintf("asked %d bytes from offset %d, the object has %d there", length, offset, resp.ContentLength))
+	case resp.ContentLength < 0:
+		return fail(fmt.Errorf("reply without Content-Length"))
+	case resp.ContentLength == 0:
 		resp.Body.Close() // the connection goes back now, read or not
-		return http.NoBody, 0, nil
+		return &Reader{ReadCloser: http.NoBody, info: info}, nil
 	}
-	return resp.Body, resp.ContentLength, nil
+	return &Reader{ReadCloser: resp.Body, size: resp.ContentLength, info: info}, nil
 }
-
-// objectReader is a response body of known size.
-type objectReader struct {
-	io.ReadCloser
-	size int64
-}
-
-// Size returns the number of bytes the reader yields.
-func (r *objectReader) Size() int64 { return r.size }
 
 // Info returns the object's metadata (a HEAD request).
 func (c *Client) Info(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
@@ -534,61 +404,17 @@ func (c *Client) Info(ctx context.Context, id backend.ID) (backend.ObjectInfo, e
 	if err := checkID("info", id); err != nil {
 		return info, err
 	}
-	req := c.newRequest(ctx, http.MethodHead, id, "")
-	resp, err := c.doRequest("info", id, &req, http.StatusOK)
+	req, err := c.newRequest(ctx, http.MethodHead, wire.ObjectPath(id), nil)
+	if err != nil {
+		return info, opError("info", id, err)
+	}
+	resp, err := c.do("info", id, req, http.StatusOK)
 	if err != nil {
 		return info, err
 	}
-	defer resp.Body.Close() // after parseInfo: the Header may be the connection's
-	return parseInfo(id, resp.Header)
-}
-
-// parseInfo reads object info from response headers.
-func parseInfo(id backend.ID, h http.Header) (backend.ObjectInfo, error) {
-	info := backend.ObjectInfo{ID: backend.ID(h.Get(headerID)), Tier: h.Get(headerTier)}
-	if info.ID == "" {
-		info.ID = id
-	}
-	var errs []error
-	num := func(name string) int64 {
-		n, err := strconv.ParseInt(h.Get(name), 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", name, err))
-		}
-		return n
-	}
-	info.Size = num(headerSize)
-	info.Importance = int(num(headerImportance))
-	info.Pins = int(num(headerPins))
-	if v := h.Get(headerLevel); v != "" && v != "none" {
-		l, err := levels.Parse(v)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		info.Level = l
-	}
-	if v := h.Get(headerChecksum); v != "" {
-		c, err := strconv.ParseUint(v, 16, 32)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", headerChecksum, err))
-		}
-		info.Checksum = uint32(c)
-	}
-	when := func(name string) time.Time {
-		v := h.Get(name)
-		if v == "" {
-			return time.Time{}
-		}
-		tm, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", name, err))
-		}
-		return tm
-	}
-	info.Created = when(headerCreated)
-	info.Accessed = when(headerAccessed)
-	if err := errors.Join(errs...); err != nil {
-		return info, fmt.Errorf("distore client: info %q: bad reply: %w", string(id), err)
+	resp.Body.Close()
+	if info, err = wire.ParseInfo(id, resp.Header); err != nil {
+		return info, opError("info", id, fmt.Errorf("bad reply: %w", err))
 	}
 	return info, nil
 }
@@ -598,8 +424,15 @@ func (c *Client) simple(ctx context.Context, op, method string, id backend.ID, s
 	if err := checkID(op, id); err != nil {
 		return err
 	}
-	req := c.newRequest(ctx, method, id, sub)
-	resp, err := c.doRequest(op, id, &req, http.StatusNoContent)
+	p := wire.ObjectPath(id)
+	if sub != "" {
+		p += "/" + sub
+	}
+	req, err := c.newRequest(ctx, method, p, nil)
+	if err != nil {
+		return opError(op, id, err)
+	}
+	resp, err := c.do(op, id, req, http.StatusNoContent)
 	if err != nil {
 		return err
 	}
@@ -631,10 +464,7 @@ func (c *Client) Prefetch(ctx context.Context, id backend.ID) error {
 
 // ListPage is one page of List. Next is the cursor of the next page (pass it
 // as ListOptions.After); empty on the last page.
-type ListPage struct {
-	Objects []backend.ObjectInfo `json:"objects"`
-	Next    backend.ID           `json:"next,omitempty"`
-}
+type ListPage = wire.ListPage
 
 // List returns one page of objects in ascending ID order.
 func (c *Client) List(ctx context.Context, opts backend.ListOptions) (ListPage, error) {
@@ -649,7 +479,7 @@ func (c *Client) List(ctx context.Context, opts backend.ListOptions) (ListPage, 
 	if opts.Limit != 0 {
 		q.Set("limit", strconv.Itoa(opts.Limit))
 	}
-	u := c.base + "/v1/objects"
+	u := wire.ObjectsPath
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -686,18 +516,19 @@ func (c *Client) All(ctx context.Context, prefix string) iter.Seq2[backend.Objec
 // Stats returns the server's usage, per tier in Tiers.
 func (c *Client) Stats(ctx context.Context) (backend.Stats, error) {
 	var st backend.Stats
-	err := c.getJSON(ctx, "stats", c.base+"/v1/stats", &st)
+	err := c.getJSON(ctx, "stats", wire.StatsPath, &st)
 	return st, err
 }
 
 // Health checks that the server answers and its store works.
 func (c *Client) Health(ctx context.Context) error {
 	var v map[string]string
-	return c.getJSON(ctx, "health", c.base+"/healthz", &v)
+	return c.getJSON(ctx, "health", wire.HealthPath, &v)
 }
 
-func (c *Client) getJSON(ctx context.Context, op, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// getJSON gets path and decodes its JSON reply into v.
+func (c *Client) getJSON(ctx context.Context, op, path string, v any) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return fmt.Errorf("distore client: %s: %w", op, err)
 	}

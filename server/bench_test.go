@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +16,7 @@ import (
 )
 
 // BenchmarkServer measures put and get of small and large objects through
-// the server (Serve, its own connection loop) and the Go client over
+// the server (Serve: net/http and the handler chain) and the Go client over
 // loopback, on the real memory tier.
 func BenchmarkServer(b *testing.B) {
 	ctx := context.Background()
@@ -74,4 +76,37 @@ func BenchmarkServer(b *testing.B) {
 		<-done
 		mem.Teardown(ctx)
 	}
+}
+
+// BenchmarkHandler measures the handler chain and routes of a 4 KiB get
+// and put without a network: what the server adds to net/http.
+func BenchmarkHandler(b *testing.B) {
+	mem := newMemory(b, 64<<20)
+	s, _ := New(mem, Options{Logger: quietLogger()})
+	data := randBytes(4096)
+	mem.Put(context.Background(), "g", data, backend.PutOptions{})
+	b.Run("get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest("GET", "/v1/objects/g", nil)
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, r)
+			if w.Code != 200 {
+				b.Fatal(w.Code)
+			}
+		}
+	})
+	b.Run("put", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := httptest.NewRequest("PUT", "/v1/objects/p", bytes.NewReader(data))
+			r.Header.Set("Content-Length", "4096")
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, r)
+			if w.Code != 201 {
+				b.Fatal(w.Code, w.Body.String())
+			}
+			mem.Delete(context.Background(), "p")
+		}
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"distore/wire"
 )
 
 // parseRange parses a single-range Range header ("bytes=a-b", "bytes=a-",
@@ -18,7 +20,7 @@ func parseRange(h string, size int64) (off, n int64, partial bool, err error) {
 		return 0, size, false, nil
 	}
 	bad := func(why string) (int64, int64, bool, error) {
-		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, CodeBadRange,
+		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange,
 			fmt.Sprintf("Range %q: %s (object is %d bytes)", truncate(h), why, size))
 	}
 	spec, ok := strings.CutPrefix(h, "bytes=")

@@ -1,8 +1,10 @@
 // Package server is distore's storage server: an HTTP API over any
 // backend.Backend — usually a spill.Stack of tiers — with streamed bodies both
-// ways, JSON errors with stable codes, and Prometheus metrics.
+// ways, JSON errors with stable codes, bearer tokens, TLS and Prometheus
+// metrics.
 //
-// The API is described in docs/http-api.md. In short:
+// The API is described in docs/http-api.md and its wire contract in package
+// distore/wire. In short:
 //
 //	POST   /v1/objects               put, the server picks the ID
 //	PUT    /v1/objects/{id}          put under a chosen ID
@@ -13,20 +15,23 @@
 //	GET    /v1/objects?prefix=&after=&limit=
 //	GET    /v1/stats, /healthz, /metrics
 //
-// A Server is an http.Handler; Serve runs it on a listener until its context
-// ends and then shuts down gracefully.
+// A Server is an http.Handler: every request, whichever door it came in by,
+// passes its one handler chain (authentication, limits, metrics, logging).
+// Serve runs it in a tuned net/http server until its context ends and then
+// shuts down gracefully.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,31 +42,14 @@ import (
 
 	"distore/backend"
 	"distore/levels"
+	"distore/wire"
 )
 
-// Header names of the API. Object info travels in these on GET and HEAD;
-// importance and checksum may be sent on a put.
-const (
-	HeaderSize       = "X-Distore-Size"
-	HeaderImportance = "X-Distore-Importance"
-	HeaderPins       = "X-Distore-Pins"
-	HeaderLevel      = "X-Distore-Level"
-	HeaderTier       = "X-Distore-Tier"
-	HeaderCreated    = "X-Distore-Created"
-	HeaderAccessed   = "X-Distore-Accessed"
-	HeaderChecksum   = "X-Distore-Checksum" // CRC-32C, 8 lower-case hex digits
-	HeaderID         = "X-Distore-Id"
-)
-
-// Limits of List pages.
-const (
-	DefaultListLimit = backend.DefaultListLimit
-	MaxListLimit     = 10000
-)
-
-// Options configure a Server. The zero value is usable.
+// Options configure a Server. The zero value is usable: no tokens (serve
+// on loopback only, see Serve), plain HTTP.
 type Options struct {
-	// Logger receives request errors; nil means slog.Default().
+	// Logger receives request errors and, at debug level, one line per
+	// request; nil means slog.Default().
 	Logger *slog.Logger
 	// Registry is where the server registers its metrics, served at /metrics;
 	// nil means a new registry with the Go and process collectors.
@@ -76,20 +64,44 @@ type Options struct {
 	// IOTimeout bounds how long a request body may stall (no bytes arrive)
 	// and how long a response may wait for the client to take more bytes;
 	// 0 means one minute. A stalled put is aborted, freeing its reserved
-	// space; a stalled get releases the object.
+	// space; a stalled get is cut off and releases the object.
 	IOTimeout time.Duration
+	// MinBodyRate is the least average rate, in bytes per second, at which a
+	// request body must arrive after a first IOTimeout of grace: a client
+	// that trickles a byte at a time is cut off too. 0 means 64 KiB/s; a
+	// negative value checks only stalls.
+	MinBodyRate int64
+	// HeaderTimeout bounds the time to read a request's head; 0 means 10 s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long; 0 means 2 min.
+	IdleTimeout time.Duration
+
+	// Tokens, when set, are the bearer tokens the API accepts; every request
+	// but /healthz (and /metrics unless MetricsAuth) then needs one with the
+	// right for it. Nil: no authentication.
+	Tokens []Token
+	// MetricsAuth makes /metrics need a read token.
+	MetricsAuth bool
+	// TLS, when set, makes Serve speak HTTPS with this configuration.
+	TLS *tls.Config
 }
 
 // Server serves a backend over HTTP. It is safe for concurrent use.
 type Server struct {
-	b     backend.Backend
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	met   *metrics
-	mux   *http.ServeMux
-	owner string
-	small int64
-	ioTO  time.Duration
+	b           backend.Backend
+	log         *slog.Logger
+	reg         *prometheus.Registry
+	met         *metrics
+	mux         *http.ServeMux
+	owner       string
+	small       int64
+	ioTO        time.Duration
+	minRate     int64
+	headerTO    time.Duration
+	idleTO      time.Duration
+	tokens      []authToken // nil: no authentication
+	metricsAuth bool
+	tls         *tls.Config
 }
 
 // New returns a Server over b. The caller keeps ownership of b (sets it up
@@ -103,15 +115,37 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("server: owner: %w", err)
 		}
 	}
-	s := &Server{b: b, log: opts.Logger, reg: opts.Registry, owner: opts.Owner, small: opts.SmallObject}
+	s := &Server{b: b, log: opts.Logger, reg: opts.Registry, owner: opts.Owner, small: opts.SmallObject,
+		ioTO: opts.IOTimeout, minRate: opts.MinBodyRate, headerTO: opts.HeaderTimeout, idleTO: opts.IdleTimeout,
+		metricsAuth: opts.MetricsAuth, tls: opts.TLS}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.small == 0 {
 		s.small = 64 << 10
 	}
-	if s.ioTO = opts.IOTimeout; s.ioTO <= 0 {
+	if s.ioTO <= 0 {
 		s.ioTO = time.Minute
+	}
+	if s.minRate == 0 {
+		s.minRate = 64 << 10
+	}
+	if s.headerTO <= 0 {
+		s.headerTO = 10 * time.Second
+	}
+	if s.idleTO <= 0 {
+		s.idleTO = 2 * time.Minute
+	}
+	if opts.Tokens != nil {
+		if len(opts.Tokens) == 0 {
+			return nil, errors.New("server: an empty token list would refuse every request")
+		}
+		for _, t := range opts.Tokens {
+			if len(t.Secret) < minSecret || t.Right < RightRead || t.Right > RightAdmin {
+				return nil, fmt.Errorf("server: token %q: secret shorter than %d bytes or no right", t.Name, minSecret)
+			}
+		}
+		s.tokens = hashTokens(opts.Tokens)
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -122,21 +156,32 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/objects", s.handlePut)
-	m.HandleFunc(routePutObject, s.handlePut)
-	m.HandleFunc(routeGetObject, s.handleGet) // GET also answers HEAD
+	m.HandleFunc("PUT /v1/objects/{id}", s.handlePut)
+	m.HandleFunc("GET /v1/objects/{id}", s.handleGet) // GET also answers HEAD
 	m.HandleFunc("DELETE /v1/objects/{id}", s.handleDelete)
 	m.HandleFunc("POST /v1/objects/{id}/{action}", s.handleAction)
 	m.HandleFunc("GET /v1/objects", s.handleList)
 	m.HandleFunc("GET /v1/stats", s.handleStats)
 	m.HandleFunc("GET /healthz", s.handleHealth)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if allow := allowed(r.URL.Path); allow != "" {
-			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethod, allow: allow,
-				msg: fmt.Sprintf("%s %s: allowed methods are %s", r.Method, r.URL.Path, allow)})
+	prom := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})
+	m.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if err := checkQuery(query(r)); err != nil {
+			s.fail(w, r, err)
 			return
 		}
-		writeError(w, r, errorf(http.StatusNotFound, CodeNoRoute, fmt.Sprintf("no endpoint %s %s (see docs/http-api.md)", r.Method, r.URL.Path)))
+		prom.ServeHTTP(w, r)
+	})
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wire.ObjectsPath+"/" { // an object path with an empty ID
+			s.fail(w, r, backend.CheckID(strings.ToLower(r.Method), "server", ""))
+			return
+		}
+		if allow := allowed(r.URL.Path); allow != "" {
+			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: wire.CodeMethod, allow: allow,
+				msg: fmt.Sprintf("%s %s: allowed methods are %s", r.Method, truncate(r.URL.Path), allow)})
+			return
+		}
+		writeError(w, r, errorf(http.StatusNotFound, wire.CodeNoRoute, fmt.Sprintf("no endpoint %s %s (see docs/http-api.md)", r.Method, truncate(r.URL.Path))))
 	})
 	s.mux = m
 	return s, nil
@@ -146,40 +191,86 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 // program can add its own collectors.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// ServeHTTP routes the request and records its metrics.
+// ServeHTTP is the one handler chain every request passes: recovery,
+// metrics and logging around authentication, the path check and the routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var status int
-	var n int64
-	if lw, ok := w.(*response); ok {
-		// The loop's own writer keeps the status and counts: no recorder.
-		s.mux.ServeHTTP(lw, r)
-		status, n = lw.status, lw.written
-	} else {
-		rec := &recorder{ResponseWriter: w}
-		s.mux.ServeHTTP(rec, r)
-		status, n = rec.status, rec.n
+	rec := &recorder{ResponseWriter: w}
+	rc := http.NewResponseController(w)
+	// A deadline the connection's previous response left (see below) must
+	// not cut this one; each write sets its own.
+	_ = rc.SetWriteDeadline(time.Time{})
+	var who string
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+			if rec.status == 0 {
+				writeError(rec, r, errorf(http.StatusInternalServerError, wire.CodeInternal, "internal error (logged)"))
+			}
+		}
+		// net/http flushes what is buffered after the handler returns: a
+		// client that stopped reading must not hold that flush forever.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.ioTO))
+		route := r.Pattern // set by the mux on r
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		d := time.Since(start)
+		s.met.observe(route, status, d, rec.n)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status, "bytes", rec.n,
+				"duration", d, "remote", r.RemoteAddr, "token", who)
+		}
+	}()
+	var err error
+	if len(r.TransferEncoding) > 0 {
+		// No route takes a chunked body (a put declares its size). A
+		// request with both Transfer-Encoding and Content-Length is how
+		// smuggling starts: answer, and read nothing more from this
+		// connection.
+		w.Header().Set("Connection", "close")
+		err = errorf(http.StatusLengthRequired, wire.CodeLengthRequired,
+			"Transfer-Encoding is not accepted: send the body with Content-Length")
+	} else if who, err = s.authorize(r); err == nil {
+		err = checkPath(r)
 	}
-	route := r.Pattern // set by the mux on r
-	if route == "" || route == "/" {
-		route = "unmatched"
+	if err != nil {
+		if status, _ := classify(err); status == http.StatusUnauthorized {
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="distore"`)
+		}
+		writeError(rec, r, err)
+		return
 	}
-	if status == 0 {
-		status = http.StatusOK
-	}
-	s.met.observe(route, status, time.Since(start), n)
+	s.mux.ServeHTTP(rec, r)
 }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
-// accepting, closes idle connections, lets in-flight requests finish for up
-// to grace, and closes the rest (cancelling their contexts). It returns nil
-// after a clean shutdown.
-//
-// Serve runs distore's own HTTP/1.1 connection loop (see conn.go), not
-// net/http's server: fewer syscalls and wake-ups per request. Request
-// contexts derive from ctx without its cancellation.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	return newLoop(s, s.log).serve(ctx, ln, grace)
+// checkPath refuses a path that is not clean (".", "..", "//", also when
+// escaped): ServeMux would answer it with a redirect that has no JSON body,
+// and a client following it would act on another object than it named.
+// Under /v1/objects/ that is an invalid ID.
+func checkPath(r *http.Request) error {
+	p := r.URL.Path
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	if clean == p && strings.HasPrefix(p, "/") {
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(p, wire.ObjectsPath+"/"); ok {
+		if err := backend.CheckID(strings.ToLower(r.Method), "server", backend.ID(rest)); err != nil {
+			return err
+		}
+	}
+	return errorf(http.StatusBadRequest, wire.CodeInvalidArgument,
+		fmt.Sprintf("path %q is not clean: no \".\", \"..\" nor empty segments", truncate(p)))
 }
 
 // allowed returns the methods the API serves on path, "" if none.
@@ -229,11 +320,11 @@ func checkQuery(q url.Values, allowed ...string) error {
 			ok = ok || k == a
 		}
 		if !ok {
-			return errorf(http.StatusBadRequest, CodeInvalidArgument,
+			return errorf(http.StatusBadRequest, wire.CodeInvalidArgument,
 				fmt.Sprintf("unknown query parameter %q (allowed here: %s)", truncate(k), strings.Join(allowed, ", ")))
 		}
 		if len(v) > 1 {
-			return errorf(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("query parameter %q given %d times", k, len(v)))
+			return errorf(http.StatusBadRequest, wire.CodeInvalidArgument, fmt.Sprintf("query parameter %q given %d times", k, len(v)))
 		}
 	}
 	return nil
@@ -249,15 +340,15 @@ func pathID(r *http.Request, op string) (backend.ID, error) {
 }
 
 func badParam(format string, args ...any) error {
-	return errorf(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf(format, args...))
+	return errorf(http.StatusBadRequest, wire.CodeInvalidArgument, fmt.Sprintf(format, args...))
 }
 
 // putOptions reads importance (query or header) and checksum (header).
 func putOptions(r *http.Request, q url.Values) (backend.PutOptions, error) {
 	var o backend.PutOptions
-	qi, hi := q.Get("importance"), r.Header.Get(HeaderImportance)
+	qi, hi := q.Get("importance"), r.Header.Get(wire.HeaderImportance)
 	if qi != "" && hi != "" && qi != hi {
-		return o, badParam("importance %q in the query and %q in %s differ", truncate(qi), truncate(hi), HeaderImportance)
+		return o, badParam("importance %q in the query and %q in %s differ", truncate(qi), truncate(hi), wire.HeaderImportance)
 	}
 	if v := qi + hi; v != "" {
 		if qi != "" {
@@ -269,12 +360,19 @@ func putOptions(r *http.Request, q url.Values) (backend.PutOptions, error) {
 		}
 		o.Importance = n
 	}
-	if v := r.Header.Get(HeaderChecksum); v != "" {
-		c, err := strconv.ParseUint(v, 16, 32)
+	if v := r.Header.Get(wire.HeaderChecksum); v != "" {
+		c, err := wire.ParseChecksum(v)
 		if err != nil {
-			return o, badParam("%s %q is not 8 hex digits (CRC-32C)", HeaderChecksum, truncate(v))
+			return o, badParam("%s %q is not 8 hex digits (CRC-32C)", wire.HeaderChecksum, truncate(v))
 		}
-		o.Checksum = uint32(c)
+		o.Checksum = c
+	}
+	if v := r.Header.Get(wire.HeaderCreated); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return o, badParam("%s %q is not an RFC 3339 time", wire.HeaderCreated, truncate(v))
+		}
+		o.Created = t
 	}
 	return o, nil
 }
@@ -306,20 +404,26 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	size := r.ContentLength
-	if size < 0 {
-		return errorf(http.StatusLengthRequired, CodeLengthRequired,
+	if size < 0 || r.Header.Get("Content-Length") == "" { // net/http reads an absent length as 0
+		return errorf(http.StatusLengthRequired, wire.CodeLengthRequired,
 			"a put needs Content-Length: the size is declared before the body streams in (no chunked bodies)")
 	}
 	ctx := r.Context()
+	if r.Method == http.MethodPut && r.Header.Get("Expect") != "" {
+		// net/http sends "100 Continue" only once the body is read: a taken
+		// ID is refused first, and the client keeps its body.
+		if _, err := s.b.ObjectInfo(ctx, id); err == nil {
+			return fmt.Errorf("put %q: %w", string(id), backend.ErrExists)
+		}
+	}
+	body := s.newBodyReader(w, r)
 	var info backend.ObjectInfo
 	if size <= s.small {
 		// Small objects: one read and one Put beat a writer's set-up.
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		buf := (*bp)[:size]
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Now().Add(s.ioTO))
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
+		if _, err := io.ReadFull(body, buf); err != nil {
 			return bodyError(id, size, err)
 		}
 		s.met.bytesIn.Add(float64(size))
@@ -332,7 +436,6 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		bp := bufPool.Get().(*[]byte)
-		body := &bodyReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.ioTO}
 		n, err := io.CopyBuffer(writerOnly{wr}, io.LimitReader(body, size), *bp)
 		bufPool.Put(bp)
 		s.met.bytesIn.Add(float64(n))
@@ -354,17 +457,17 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	h := w.Header()
-	h["Location"] = []string{"/v1/objects/" + string(id)}
-	h["Content-Type"] = jsonType
+	h.Set("Location", wire.ObjectPath(id))
+	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	return writeInfo(w, info)
+	return json.NewEncoder(w).Encode(info)
 }
 
 // putError makes a checksum mismatch on a put a 422: the request's bytes
 // do not match the checksum it gave, which is not the store's fault.
 func putError(err error) error {
 	if errors.Is(err, backend.ErrCorrupt) {
-		return errorf(http.StatusUnprocessableEntity, CodeCorrupt, err.Error())
+		return errorf(http.StatusUnprocessableEntity, wire.CodeCorrupt, err.Error())
 	}
 	return err
 }
@@ -374,16 +477,36 @@ func putError(err error) error {
 type writerOnly struct{ io.Writer }
 
 // bodyReader reads a request body, giving each read its deadline, and marks
-// the errors of reading it, to tell them from the backend's.
+// the errors of reading it, to tell them from the backend's. A read must
+// bring bytes within timeout (no stall), and the body as a whole must keep
+// an average of minRate bytes per second after a first timeout of grace.
 type bodyReader struct {
 	r       io.Reader
 	rc      *http.ResponseController
 	timeout time.Duration
+	minRate int64 // bytes/s; <= 0: no rate check
+	start   time.Time
+	got     int64
+}
+
+func (s *Server) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
+	return &bodyReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.ioTO, minRate: s.minRate, start: time.Now()}
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	now := time.Now()
+	deadline := now.Add(b.timeout)
+	if b.minRate > 0 {
+		// By then this read's bytes are due at the least rate: a few more
+		// than minRate takes per read, so a rate just above it passes.
+		due := b.start.Add(b.timeout + time.Duration(float64(b.got+int64(len(p)))/float64(b.minRate)*float64(time.Second)))
+		if due.Before(deadline) {
+			deadline = due
+		}
+	}
+	_ = b.rc.SetReadDeadline(deadline)
 	n, err := b.r.Read(p)
+	b.got += int64(n)
 	if err != nil && err != io.EOF {
 		err = bodyReadError{err}
 	}
@@ -402,69 +525,27 @@ func isBodyError(err error) bool {
 }
 
 func bodyError(id backend.ID, size int64, err error) error {
-	return errorf(http.StatusBadRequest, CodeBadBody,
+	return errorf(http.StatusBadRequest, wire.CodeBadBody,
 		fmt.Sprintf("put %q: body ended before its %d bytes (Content-Length): %v; nothing stored", string(id), size, err))
 }
 
-// setInfoHeaders puts an object's info in response headers: all of it for
-// HEAD; for GET only what a reader needs to check the bytes (size and
-// checksum), as every header costs both ends time on small objects. It sets
-// Content-Length to n too.
-func setInfoHeaders(h http.Header, info backend.ObjectInfo, all bool, n int64) {
-	// Direct assignment: the names are already canonical. One backing array
-	// holds every value (one allocation, not one per header).
-	vals := make([]string, 0, 13)
-	set := func(k, v string) {
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	size := strconv.FormatInt(info.Size, 10)
-	set(HeaderSize, size)
-	if n != info.Size {
-		size = strconv.FormatInt(n, 10)
-	}
-	set("Content-Length", size)
-	set(HeaderChecksum, hex8(info.Checksum))
-	h["Content-Type"] = octetType
-	if !all {
-		return
-	}
-	set(HeaderID, string(info.ID))
-	set(HeaderImportance, strconv.Itoa(info.Importance))
-	set(HeaderPins, strconv.Itoa(info.Pins))
-	set(HeaderLevel, info.Level.String())
-	set(HeaderTier, info.Tier)
+// setInfoHeaders puts an object's info in response headers (wire.SetInfo)
+// and Content-Length n.
+func setInfoHeaders(h http.Header, info backend.ObjectInfo, n int64) {
+	wire.SetInfo(h, info)
+	h["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	h["Content-Type"] = octetStream
 	if !info.Created.IsZero() {
-		set(HeaderCreated, info.Created.UTC().Format(time.RFC3339Nano))
-		set("Last-Modified", info.Created.UTC().Format(http.TimeFormat))
+		h["Last-Modified"] = []string{info.Created.UTC().Format(http.TimeFormat)}
 	}
-	if !info.Accessed.IsZero() {
-		set(HeaderAccessed, info.Accessed.UTC().Format(time.RFC3339Nano))
-	}
-	h["Accept-Ranges"] = bytesRanges
+	h["Accept-Ranges"] = bytesUnit
 }
 
-// Header values shared by every response that has them (Header.Set and Add
-// replace a slice, never write into it).
+// Header values every get shares: net/http never writes into a value slice.
 var (
-	jsonType    = []string{"application/json"}
-	octetType   = []string{"application/octet-stream"}
-	bytesRanges = []string{"bytes"}
+	octetStream = []string{"application/octet-stream"}
+	bytesUnit   = []string{"bytes"}
 )
-
-// hex8 formats a CRC-32C as 8 lower-case hex digits.
-func hex8(c uint32) string {
-	var b [8]byte
-	return string(appendHex8(b[:0], c))
-}
-
-// appendHex8 appends a CRC-32C as 8 lower-case hex digits.
-func appendHex8(b []byte, c uint32) []byte {
-	for shift := 28; shift >= 0; shift -= 4 {
-		b = append(b, "0123456789abcdef"[c>>shift&15])
-	}
-	return b
-}
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	if err := s.get(w, r); err != nil {
@@ -491,7 +572,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	setInfoHeaders(h, info, r.Method == http.MethodHead, n)
+	setInfoHeaders(h, info, n)
 	status := http.StatusOK
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, info.Size))
@@ -512,10 +593,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		if int64(len(data)) != info.Size {
 			return fmt.Errorf("server: get %q: object is %d bytes, its info says %d", string(id), len(data), info.Size)
 		}
-		if c := obj.Info().Checksum; c != info.Checksum {
-			// Deleted and put again, as big, since ObjectInfo: the
-			// checksum must be that of the bytes sent.
-			h[HeaderChecksum] = []string{hex8(c)}
+		if oi := obj.Info(); oi != info {
+			// Deleted and put again, as big, since ObjectInfo: the info
+			// must be that of the bytes sent.
+			wire.SetInfo(h, oi)
 		}
 		w.WriteHeader(status)
 		_, err = s.writeBody(w, data[off:off+n])
@@ -536,20 +617,18 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	return s.afterHeader(r, id, err)
 }
 
-// writeChunk is the most written under one write deadline.
-const writeChunk = 4 << 20
+// writeChunk is the most written under one write deadline: a reader that
+// takes at least writeChunk per IOTimeout is served, however slow.
+const writeChunk = 1 << 20
 
-// writeBody writes data in chunks, each with its deadline, so a client that
-// stops reading cannot hold the object forever, while one that reads slowly
-// but steadily is served.
+// writeBody writes data in chunks, each under its own deadline, so a client
+// that stops reading cannot hold the object past IOTimeout, at any size.
 func (s *Server) writeBody(w http.ResponseWriter, data []byte) (int, error) {
-	if len(data) <= writeChunk {
-		return w.Write(data) // small: the socket buffer takes it
-	}
 	return (&deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.ioTO}).Write(data)
 }
 
-// deadlineWriter sets a write deadline before each chunk it writes.
+// deadlineWriter sets a write deadline before each chunk it writes. The
+// handler chain clears it when the connection's next request begins.
 type deadlineWriter struct {
 	w       io.Writer
 	rc      *http.ResponseController
@@ -557,9 +636,6 @@ type deadlineWriter struct {
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	// net/http keeps a write deadline for the connection's next requests:
-	// clear it after.
-	defer d.rc.SetWriteDeadline(time.Time{})
 	done := 0
 	for done < len(p) {
 		_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
@@ -613,7 +689,7 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		case "prefetch":
 			err = s.b.Prefetch(ctx, id)
 		default:
-			err = errorf(http.StatusNotFound, CodeNoRoute, fmt.Sprintf("no action %q (pin, unpin, prefetch)", truncate(a)))
+			err = errorf(http.StatusNotFound, wire.CodeNoRoute, fmt.Sprintf("no action %q (pin, unpin, prefetch)", truncate(a)))
 		}
 	}
 	if err != nil {
@@ -621,13 +697,6 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// ListPage is the JSON body of GET /v1/objects. Next is the cursor of the
-// next page (pass it as after=), empty on the last page.
-type ListPage struct {
-	Objects []backend.ObjectInfo `json:"objects"`
-	Next    backend.ID           `json:"next,omitempty"`
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
@@ -641,7 +710,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(q, "prefix", "after", "limit"); err != nil {
 		return err
 	}
-	opts := backend.ListOptions{Prefix: q.Get("prefix"), After: backend.ID(q.Get("after")), Limit: DefaultListLimit}
+	opts := backend.ListOptions{Prefix: q.Get("prefix"), After: backend.ID(q.Get("after")), Limit: wire.DefaultListLimit}
 	if opts.After != "" {
 		if err := opts.After.Validate(); err != nil {
 			return badParam("after: %v", err)
@@ -652,8 +721,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxListLimit {
-			return badParam("limit %q must be an integer from 1 to %d", truncate(v), MaxListLimit)
+		if err != nil || n < 1 || n > wire.MaxListLimit {
+			return badParam("limit %q must be an integer from 1 to %d", truncate(v), wire.MaxListLimit)
 		}
 		opts.Limit = n
 	}
@@ -663,7 +732,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page := ListPage{Objects: objs}
+	page := wire.ListPage{Objects: objs}
 	if len(objs) > want {
 		page.Objects = objs[:want]
 		page.Next = objs[want-1].ID
@@ -689,6 +758,10 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(query(r)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := s.b.Stats(ctx); err != nil {
@@ -699,7 +772,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, v any) error {
-	w.Header()["Content-Type"] = jsonType
+	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(v)
 }
 

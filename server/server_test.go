@@ -22,11 +22,12 @@ import (
 	"distore/client"
 	"distore/internal/testutil"
 	"distore/shmem"
+	"distore/wire"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// testServer is a Server running its own connection loop (Serve) on a
+// testServer is a Server running in Serve (net/http, tuned) on a
 // loopback port.
 type testServer struct {
 	URL      string
@@ -78,9 +79,9 @@ func randBytes(n int) []byte { return backendtest.Payload(int64(n), 7) }
 func do(t *testing.T, method, url string, body io.Reader, hdr ...string) (int, string, []byte) {
 	t.Helper()
 	resp, data := testutil.Do(t, method, url, body, hdr...)
-	code := resp.Header.Get(HeaderErrorCode)
+	code := resp.Header.Get(wire.HeaderErrorCode)
 	if resp.StatusCode >= 400 && method != http.MethodHead {
-		var eb ErrorBody
+		var eb wire.ErrorBody
 		if err := json.Unmarshal(data, &eb); err != nil || eb.Code != code || eb.Message == "" {
 			t.Errorf("%s %s: error body %q is not {code,message} matching header %q", method, url, data, code)
 		}
@@ -250,44 +251,44 @@ func TestErrorCodes(t *testing.T) {
 		status      int
 		code        string
 	}{
-		{"PUT", u + "/-bad", strings.NewReader("x"), nil, 400, CodeInvalidID},
-		{"PUT", u + "/a%20b", strings.NewReader("x"), nil, 400, CodeInvalidID},
-		{"PUT", u + "/a%2Fb", strings.NewReader("x"), nil, 400, CodeInvalidID},
-		{"GET", u + "/" + strings.Repeat("x", 201), nil, nil, 400, CodeInvalidID},
-		{"GET", u + "/obj?foo=1", nil, nil, 400, CodeInvalidArgument},
-		{"PUT", u + "/new?importance=high", strings.NewReader("x"), nil, 400, CodeInvalidArgument},
-		{"PUT", u + "/new?importance=1", strings.NewReader("x"), []string{HeaderImportance, "2"}, 400, CodeInvalidArgument},
-		{"PUT", u + "/new", strings.NewReader("x"), []string{HeaderChecksum, "zz"}, 400, CodeInvalidArgument},
-		{"PUT", u + "/new?ttl=5", strings.NewReader("x"), nil, 400, CodeInvalidArgument},
-		{"GET", u + "?limit=0", nil, nil, 400, CodeInvalidArgument},
-		{"GET", u + "?limit=abc", nil, nil, 400, CodeInvalidArgument},
-		{"GET", u + "?after=../x", nil, nil, 400, CodeInvalidArgument},
-		{"GET", u + "?cursor=x", nil, nil, 400, CodeInvalidArgument},
-		{"GET", u + "?limit=1&limit=2", nil, nil, 400, CodeInvalidArgument},
-		{"GET", ts.URL + "/v1/stats?x=1", nil, nil, 400, CodeInvalidArgument},
-		{"GET", u + "/missing", nil, nil, 404, CodeNotFound},
-		{"HEAD", u + "/missing", nil, nil, 404, CodeNotFound},
-		{"DELETE", u + "/missing", nil, nil, 404, CodeNotFound},
-		{"POST", u + "/missing/pin", nil, nil, 404, CodeNotFound},
-		{"POST", u + "/obj/frobnicate", nil, nil, 404, CodeNoRoute},
-		{"GET", ts.URL + "/v2/nothing", nil, nil, 404, CodeNoRoute},
-		{"GET", u + "/a/b/c", nil, nil, 404, CodeNoRoute},
-		{"DELETE", ts.URL + "/v1/stats", nil, nil, 405, CodeMethod},
-		{"POST", u + "/obj", strings.NewReader("x"), nil, 405, CodeMethod},
-		{"GET", u + "/obj/pin", nil, nil, 405, CodeMethod},
-		{"PATCH", u, nil, nil, 405, CodeMethod},
-		{"PUT", u + "/obj", strings.NewReader("x"), nil, 409, CodeExists},
-		{"DELETE", u + "/pinned", nil, nil, 409, CodePinned},
-		{"POST", u + "/obj/unpin", nil, nil, 409, CodeNotPinned},
-		{"PUT", u + "/big", bytes.NewReader(make([]byte, 2<<20)), nil, 413, CodeTooLarge},
-		{"PUT", u + "/full", bytes.NewReader(make([]byte, 700<<10)), nil, 507, CodeFull},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=1000-"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=5-2"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=-5-10"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=0-1,4-5"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=99999999999999999999999-"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "items=0-1"}, 416, CodeBadRange},
-		{"GET", u + "/obj", nil, []string{"Range", "bytes=-0"}, 416, CodeBadRange},
+		{"PUT", u + "/-bad", strings.NewReader("x"), nil, 400, wire.CodeInvalidID},
+		{"PUT", u + "/a%20b", strings.NewReader("x"), nil, 400, wire.CodeInvalidID},
+		{"PUT", u + "/a%2Fb", strings.NewReader("x"), nil, 400, wire.CodeInvalidID},
+		{"GET", u + "/" + strings.Repeat("x", 201), nil, nil, 400, wire.CodeInvalidID},
+		{"GET", u + "/obj?foo=1", nil, nil, 400, wire.CodeInvalidArgument},
+		{"PUT", u + "/new?importance=high", strings.NewReader("x"), nil, 400, wire.CodeInvalidArgument},
+		{"PUT", u + "/new?importance=1", strings.NewReader("x"), []string{wire.HeaderImportance, "2"}, 400, wire.CodeInvalidArgument},
+		{"PUT", u + "/new", strings.NewReader("x"), []string{wire.HeaderChecksum, "zz"}, 400, wire.CodeInvalidArgument},
+		{"PUT", u + "/new?ttl=5", strings.NewReader("x"), nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "?limit=0", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "?limit=abc", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "?after=../x", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "?cursor=x", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "?limit=1&limit=2", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", ts.URL + "/v1/stats?x=1", nil, nil, 400, wire.CodeInvalidArgument},
+		{"GET", u + "/missing", nil, nil, 404, wire.CodeNotFound},
+		{"HEAD", u + "/missing", nil, nil, 404, wire.CodeNotFound},
+		{"DELETE", u + "/missing", nil, nil, 404, wire.CodeNotFound},
+		{"POST", u + "/missing/pin", nil, nil, 404, wire.CodeNotFound},
+		{"POST", u + "/obj/frobnicate", nil, nil, 404, wire.CodeNoRoute},
+		{"GET", ts.URL + "/v2/nothing", nil, nil, 404, wire.CodeNoRoute},
+		{"GET", u + "/a/b/c", nil, nil, 404, wire.CodeNoRoute},
+		{"DELETE", ts.URL + "/v1/stats", nil, nil, 405, wire.CodeMethod},
+		{"POST", u + "/obj", strings.NewReader("x"), nil, 405, wire.CodeMethod},
+		{"GET", u + "/obj/pin", nil, nil, 405, wire.CodeMethod},
+		{"PATCH", u, nil, nil, 405, wire.CodeMethod},
+		{"PUT", u + "/obj", strings.NewReader("x"), nil, 409, wire.CodeExists},
+		{"DELETE", u + "/pinned", nil, nil, 409, wire.CodePinned},
+		{"POST", u + "/obj/unpin", nil, nil, 409, wire.CodeNotPinned},
+		{"PUT", u + "/big", bytes.NewReader(make([]byte, 2<<20)), nil, 413, wire.CodeTooLarge},
+		{"PUT", u + "/full", bytes.NewReader(make([]byte, 700<<10)), nil, 507, wire.CodeFull},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=1000-"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=5-2"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=-5-10"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=0-1,4-5"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=99999999999999999999999-"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "items=0-1"}, 416, wire.CodeBadRange},
+		{"GET", u + "/obj", nil, []string{"Range", "bytes=-0"}, 416, wire.CodeBadRange},
 	}
 	for _, tc := range cases {
 		status, code, body := do(t, tc.method, tc.url, tc.body, tc.hdr...)
@@ -325,8 +326,8 @@ func TestErrorCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 411 || resp.Header.Get(HeaderErrorCode) != CodeLengthRequired {
-		t.Errorf("chunked put: %d %s", resp.StatusCode, resp.Header.Get(HeaderErrorCode))
+	if resp.StatusCode != 411 || resp.Header.Get(wire.HeaderErrorCode) != wire.CodeLengthRequired {
+		t.Errorf("chunked put: %d %s", resp.StatusCode, resp.Header.Get(wire.HeaderErrorCode))
 	}
 
 	// 503 and 500 come from the backend's errors.
@@ -335,9 +336,9 @@ func TestErrorCodes(t *testing.T) {
 		status int
 		code   string
 	}{
-		{backend.Errorf("info", "gpu", "x", backend.ErrUnavailable, "no GPU"), 503, CodeUnavailable},
-		{errors.New("disk on fire"), 500, CodeInternal},
-		{backend.Errorf("info", "disk", "x", backend.ErrCorrupt, ""), 500, CodeCorrupt},
+		{backend.Errorf("info", "gpu", "x", backend.ErrUnavailable, "no GPU"), 503, wire.CodeUnavailable},
+		{errors.New("disk on fire"), 500, wire.CodeInternal},
+		{backend.Errorf("info", "disk", "x", backend.ErrCorrupt, ""), 500, wire.CodeCorrupt},
 	} {
 		ts2, c2 := start(t, failing{newMemory(t, 1<<20), tc.err})
 		status, code, _ := do(t, "GET", ts2.URL+"/v1/objects/x", nil)
@@ -346,13 +347,13 @@ func TestErrorCodes(t *testing.T) {
 		}
 		if _, err := c2.Info(ctx, "x"); err == nil {
 			t.Errorf("client got no error for %v", tc.err)
-		} else if s := CodeSentinel(tc.code); s != nil && !errors.Is(err, s) {
+		} else if s := wire.CodeSentinel(tc.code); s != nil && !errors.Is(err, s) {
 			t.Errorf("client error %v does not wrap %v", err, s)
 		}
 	}
 	// A closed backend answers 503 closed.
 	_ = fb.Teardown(ctx)
-	if status, code, _ := do(t, "GET", ts.URL+"/healthz", nil); status != 503 || code != CodeClosed {
+	if status, code, _ := do(t, "GET", ts.URL+"/healthz", nil); status != 503 || code != wire.CodeClosed {
 		t.Errorf("healthz on closed backend: %d %s", status, code)
 	}
 	if _, err := c.Get(ctx, "obj"); !errors.Is(err, backend.ErrClosed) {

@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -95,6 +94,8 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// Tiers maps a tier name to its options (see each tier's package doc).
 	Tiers map[string]map[string]string `yaml:"tiers"`
+	// Security: tokens, TLS (security.go).
+	Security `yaml:",inline"`
 }
 
 // defaults returns the configuration with no file and no flags.
@@ -162,6 +163,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.Owner, "owner", "", "node name put in generated IDs (owner.random)")
 	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	addSecurityFlags(fs, &f.Security)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -195,6 +197,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	over("io-timeout", func() { cfg.IOTimeout = f.IOTimeout })
 	over("log-level", func() { cfg.LogLevel = f.LogLevel })
 	over("log-format", func() { cfg.LogFormat = f.LogFormat })
+	applySecurityFlags(set, f.Security, &cfg.Security)
 	// A memory capacity given as a flag beats the tier's option from the file.
 	if set["memory-capacity"] && cfg.Tiers["memory"] != nil {
 		delete(cfg.Tiers["memory"], "capacity")
@@ -327,19 +330,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("tier", "name", t.Tier, "level", t.Level.String(), "capacity", backend.FormatBytes(t.Capacity),
 			"used", backend.FormatBytes(t.Used), "objects", t.Objects)
 	}
-	srv, err := server.New(st, server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout})
+	opts := server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout}
+	if err := cfg.Security.serverOptions(cfg.Listen, &opts); err != nil {
+		return err
+	}
+	srv, err := server.New(st, opts)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := server.Listen(ctx, cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	addr := ln.Addr().String()
-	log.Info("distore-server listening", "addr", addr, "url", "http://"+addr, "levels", cfg.Levels,
-		"data_dir", cfg.DataDir, "startup", time.Since(start).Round(time.Millisecond))
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		log.Warn("listening beyond loopback: the API has no authentication", "addr", addr)
+	addr, scheme := ln.Addr().String(), "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
+	log.Info("distore-server listening", "addr", addr, "url", scheme+"://"+addr, "levels", cfg.Levels,
+		"data_dir", cfg.DataDir, "tokens", len(opts.Tokens), "startup", time.Since(start).Round(time.Millisecond))
+	if opts.Tokens == nil && !server.Loopback(addr) {
+		log.Warn("listening beyond loopback with --insecure: anyone who can connect may read and write", "addr", addr)
 	}
 	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)
 	log.Info("stopped serving", "err", err)

@@ -1,0 +1,285 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"distore/backend"
+	"distore/client"
+	"distore/wire"
+)
+
+// exchange sends raw on a new connection to addr and reads every response
+// until the server closes the connection or a second passes without one. It
+// returns the statuses and whether the server closed the connection.
+func exchange(t *testing.T, addr, raw string) (statuses []int, bodies []string, closed bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	for {
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			var ne net.Error
+			return statuses, bodies, !(errors.As(err, &ne) && ne.Timeout())
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+		bodies = append(bodies, string(b))
+	}
+}
+
+// smuggled is a request hidden in a body: running it deletes "victim".
+const smuggled = "DELETE /v1/objects/victim HTTP/1.1\r\nHost: x\r\n\r\n"
+
+// TestRawRequests sends malformed and ambiguous requests over raw TCP. The
+// server must answer what net/http's own server answers (run beside it as
+// the reference), answer every request, and never run a body as a request.
+func TestRawRequests(t *testing.T) {
+	if len(smuggled) != 47 {
+		t.Fatalf("smuggled request is %d bytes", len(smuggled))
+	}
+	ctx := context.Background()
+	mem := newMemory(t, 16<<20)
+	ts, c := start(t, mem)
+	addr := strings.TrimPrefix(ts.URL, "http://")
+
+	// The reference: net/http's server with a handler that reads the body
+	// and answers 204, with the same head limit.
+	ref := &http.Server{MaxHeaderBytes: wire.MaxHeaderBytes, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ref.Serve(rln)
+	defer ref.Close()
+
+	big := strings.Repeat("a", 70<<10)
+	under := strings.Repeat("a", 60<<10)
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want []int // distore's statuses; the first must be the reference's when it refuses
+		// stricter: distore refuses what net/http would take (a body it
+		// would read as chunked although it has a Content-Length).
+		stricter bool
+	}{
+		{"CL space before colon", "PUT /v1/objects/a1 HTTP/1.1\r\nHost: x\r\nContent-Length : 47\r\n\r\n" + smuggled, []int{400}, false},
+		{"TE space before colon", "PUT /v1/objects/a2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n" + smuggled, []int{400}, false},
+		{"CL and TE", "PUT /v1/objects/a3 HTTP/1.1\r\nHost: x\r\nContent-Length: 52\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, []int{411}, true},
+		{"TE chunked only", "PUT /v1/objects/a4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, []int{411}, true},
+		{"two CLs", "PUT /v1/objects/a5 HTTP/1.1\r\nHost: x\r\nContent-Length: 47\r\nContent-Length: 0\r\n\r\n" + smuggled, []int{400}, false},
+		// net/http unfolds obs-fold (RFC 9112 5.2 allows it): the body is the 47
+		// bytes its Content-Length says, stored, not run.
+		{"obs-fold", "PUT /v1/objects/a6 HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\nContent-Length: 47\r\n\r\n" + smuggled, []int{201}, false},
+		{"bare LF", "GET /healthz HTTP/1.1\nHost: x\n\n", []int{200}, false},
+		{"NUL in a header", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", []int{400}, false},
+		{"bad escape in target", "GET /v1/objects/%zz HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}, false},
+		{"control byte in target", "GET /v1/objects/a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}, false},
+		{"Host with a space", "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", []int{400}, false},
+		{"empty Host", "GET /healthz HTTP/1.1\r\nHost:\r\n\r\n", []int{200}, false},
+		{"no Host", "GET /healthz HTTP/1.1\r\n\r\n", []int{400}, false},
+		{"head of 70 KiB", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", []int{431}, false},
+		{"head of 60 KiB", "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + under + "\r\n\r\n", []int{200}, false},
+		{"malformed request mid-pipeline", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /a b c d\r\nHost: x\r\n\r\n" + smuggled, []int{200, 400}, false},
+		{"bad header mid-pipeline", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPUT /v1/objects/a7 HTTP/1.1\r\nHost: x\r\nContent-Length : 47\r\n\r\n" + smuggled, []int{200, 400}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := mem.Put(ctx, "victim", []byte("still here"), backend.PutOptions{}); err != nil && !errors.Is(err, backend.ErrExists) {
+				t.Fatal(err)
+			}
+			got, bodies, closed := exchange(t, addr, tc.raw)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("statuses %v, want %v (bodies %q)", got, tc.want, bodies)
+			}
+			if last := tc.want[len(tc.want)-1]; last >= 400 && !closed {
+				t.Errorf("connection left open after a %d", last)
+			}
+			refGot, _, _ := exchange(t, rln.Addr().String(), tc.raw)
+			if len(refGot) == 0 {
+				t.Fatal("the reference answered nothing")
+			}
+			for i, s := range got {
+				if s >= 400 && !tc.stricter && (i >= len(refGot) || refGot[i] != s) {
+					t.Errorf("response %d: %d where net/http answers %v", i, s, refGot)
+				}
+				if s < 400 && i < len(refGot) && refGot[i] >= 400 {
+					t.Errorf("response %d: %d where net/http refuses with %d", i, s, refGot[i])
+				}
+			}
+			if _, err := mem.ObjectInfo(ctx, "victim"); err != nil {
+				t.Fatalf("the body ran as a request: victim: %v", err)
+			}
+		})
+	}
+	// The server still serves.
+	if err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPathAndQueryErrors: what ServeMux would redirect or take is a JSON error.
+func TestPathAndQueryErrors(t *testing.T) {
+	ts, _ := start(t, newMemory(t, 1<<20))
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	for _, tc := range []struct {
+		raw    string
+		status int
+		code   string
+	}{
+		{"PUT /v1/objects/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", 400, wire.CodeInvalidID},
+		{"GET /v1/objects/ HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidID},
+		{"GET /v1/objects/../x HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidID},
+		{"GET /v1/objects/%2e%2e/x HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidID},
+		{"GET /v1/../healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
+		{"GET //healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
+		{"GET /healthz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
+		{"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
+		{"GET /v1/stats?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
+		{"PATCH /v1/objects HTTP/1.1\r\nHost: x\r\n\r\n", 405, wire.CodeMethod},
+	} {
+		got, bodies, _ := exchange(t, addr, tc.raw)
+		if len(got) == 0 {
+			t.Errorf("%q: no answer", tc.raw)
+			continue
+		}
+		var eb wire.ErrorBody
+		if got[0] != tc.status || json.Unmarshal([]byte(bodies[0]), &eb) != nil || eb.Code != tc.code || eb.Message == "" {
+			t.Errorf("%q: %d %q, want %d %s", tc.raw, got[0], bodies[0], tc.status, tc.code)
+		}
+	}
+}
+
+// TestExpectContinueTaken: a put to a taken ID with Expect: 100-continue is
+// refused before the body is asked for.
+func TestExpectContinueTaken(t *testing.T) {
+	ctx := context.Background()
+	ts, c := start(t, newMemory(t, 1<<20))
+	if _, err := c.Put(ctx, []byte("x"), client.PutOptions{ID: "taken"}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /v1/objects/taken HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get(wire.HeaderErrorCode) != wire.CodeExists {
+		t.Fatalf("put to a taken ID with Expect: %d %s, want 409 exists (and no 100 Continue)", resp.StatusCode, resp.Header.Get(wire.HeaderErrorCode))
+	}
+	// And a free ID gets its 100 Continue and is stored.
+	info, err := c.PutReader(ctx, strings.NewReader("hello"), 5, client.PutOptions{ID: "free"})
+	if err != nil || info.Size != 5 {
+		t.Fatal(info, err)
+	}
+}
+
+// dialSmallWindow dials addr with a 4 KiB receive buffer, so that a response
+// the client does not read soon fills the socket and blocks the server's
+// writes.
+func dialSmallWindow(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// TestStalledGet: a client that stops reading a get is cut off within the
+// IO timeout, at every size, and the object's memory is freed once it is
+// deleted.
+func TestStalledGet(t *testing.T) {
+	ctx := context.Background()
+	const ioTO = 300 * time.Millisecond
+	mem := newMemory(t, 96<<20)
+	s, err := New(mem, Options{Logger: quietLogger(), IOTimeout: ioTO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(sctx, ln, 5*time.Second) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	for _, size := range []int{4 << 10, 1 << 20, 64 << 20} {
+		id := backend.ID(fmt.Sprintf("stall-%d", size))
+		if _, err := mem.Put(ctx, id, randBytes(size), backend.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		conn := dialSmallWindow(t, ln.Addr().String())
+		fmt.Fprintf(conn, "GET /v1/objects/%s HTTP/1.1\r\nHost: x\r\n\r\n", id)
+		time.Sleep(ioTO / 3) // the server is writing; the client reads nothing
+		if err := mem.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			st, err := mem.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Used == 0 {
+				break
+			}
+			if time.Since(start) > ioTO+3*time.Second {
+				t.Fatalf("%d bytes: a stalled reader still holds %d bytes %v after the delete (IO timeout %v)", size, st.Used, time.Since(start), ioTO)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// The server gave up on the connection: reading now ends (EOF or
+		// reset) instead of waiting, and short of a large object's bytes.
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.Copy(io.Discard, conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && size > 1<<20 {
+			t.Fatalf("%d bytes: the connection is still open", size)
+		}
+		if size == 64<<20 && n >= int64(size) {
+			t.Fatalf("%d bytes: all %d sent to a reader that had stopped", size, n)
+		}
+		conn.Close()
+	}
+}
