@@ -158,12 +158,12 @@ func (t *Tier) objectChecksum(o *object) uint32 {
 
 // OpenReader streams a range of the object, reading (and verifying) only the
 // chunks the range covers, one at a time.
-func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	if err := t.begin(ctx, op, id); err != nil {
 		return nil, err
 	}
-	o, _, err := t.startRead(op, id)
+	o, info, err := t.startRead(op, id)
 	if err != nil {
 		return nil, err
 	}
@@ -172,13 +172,14 @@ func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int
 		t.endRead(o)
 		return nil, err
 	}
-	return &reader{t: t, ctx: ctx, o: o, pos: offset, end: offset + n, idx: -1}, nil
+	return &reader{t: t, ctx: ctx, o: o, info: info, pos: offset, end: offset + n, idx: -1}, nil
 }
 
 type reader struct {
 	t        *Tier
 	ctx      context.Context
 	o        *object
+	info     backend.ObjectInfo
 	pos, end int64
 	buf      []byte // chunk idx
 	idx      int
@@ -225,6 +226,9 @@ func (r *reader) Read(p []byte) (int, error) {
 	r.pos += int64(k)
 	return k, nil
 }
+
+// Info is the object's metadata as OpenReader found it.
+func (r *reader) Info() backend.ObjectInfo { return r.info }
 
 func (r *reader) Close() error {
 	if !r.closed {

@@ -621,7 +621,7 @@ func (s *Store) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectIn
 }
 
 // OpenReader reads length bytes from offset straight from the mapping.
-func (s *Store) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (s *Store) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	o, err := s.open(ctx, op, id)
 	if err != nil {
@@ -763,6 +763,9 @@ type reader struct {
 	obj    *object
 	closed bool
 }
+
+// Info is the object's metadata as OpenReader found it.
+func (r *reader) Info() backend.ObjectInfo { return r.obj.Info() }
 
 func (r *reader) Read(p []byte) (int, error) {
 	if r.closed {

@@ -32,7 +32,7 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 // OpenReader streams a range, reading only the stripes that hold it, a chunk
 // at a time with reads ahead; a whole-object read is checked against the
 // CRC-32C at its end.
-func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return nil, err
@@ -69,6 +69,9 @@ type reader struct {
 	err    error
 	closed bool
 }
+
+// Info is the object's metadata, from the meta object read at open.
+func (r *reader) Info() backend.ObjectInfo { return r.t.info(r.id, r.m) }
 
 func (r *reader) Read(p []byte) (int, error) {
 	if r.closed {
