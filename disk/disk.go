@@ -94,7 +94,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -336,14 +335,10 @@ func (t *Tier) Setup(ctx context.Context) error {
 		_ = db.Close()
 		return err
 	}
-	capacity := t.capacityCfg
-	if capacity == 0 {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(t.dir, &st); err != nil {
-			_ = db.Close()
-			return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "statfs %s: %v", t.dir, err)
-		}
-		capacity = used + int64(st.Bavail)*st.Bsize/10*9
+	capacity, err := t.deriveCapacity(used)
+	if err != nil {
+		_ = db.Close()
+		return err
 	}
 	t.mu.Lock()
 	t.db, t.open, t.objs = db, true, objs

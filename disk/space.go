@@ -20,6 +20,19 @@ func (t *Tier) checkSpace(op string, id backend.ID, n int64) error {
 	return backend.CheckSpace(op, Name, id, t.dir, n, t.spaceReserve)
 }
 
+// deriveCapacity returns the configured capacity, or (capacity 0) the bytes
+// used plus 90% of the file system's free space.
+func (t *Tier) deriveCapacity(used int64) (int64, error) {
+	if t.capacityCfg != 0 {
+		return t.capacityCfg, nil
+	}
+	free, err := backend.FreeSpace(t.dir)
+	if err != nil {
+		return 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "statfs %s: %v", t.dir, err)
+	}
+	return used + free/10*9, nil
+}
+
 // hasDB reports whether the directory already holds a Badger database.
 func (t *Tier) hasDB() bool {
 	_, err := os.Stat(filepath.Join(t.dir, "MANIFEST"))
@@ -62,6 +75,11 @@ func (t *Tier) ensureWritable(op string, id backend.ID) error {
 		}
 		return backend.Errorf(op, Name, id, backend.ErrUnavailable, "reopen for writing: %v", err)
 	}
+	t.mu.Lock()
+	if c, err := t.deriveCapacity(t.used); err == nil { // Setup derived it from a full file system
+		t.capacity = c
+	}
+	t.mu.Unlock()
 	t.db = db
 	t.readOnly.Store(false)
 	t.gcDone = make(chan struct{})
