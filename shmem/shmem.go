@@ -177,6 +177,10 @@ func (s *Store) Setup(ctx context.Context) error {
 	g := newGeometry(s.capacity, s.maxObjects)
 	m, existing, err := openMapping(s.path, g.mapSize)
 	if err != nil {
+		var se *backend.SpaceError
+		if errors.As(err, &se) {
+			return err
+		}
 		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "%v", err)
 	}
 	if s.prefault {

@@ -37,7 +37,6 @@ func TmpFS(t testing.TB, size int64) string {
 	return dir
 }
 
-
 // FillFS fills the file system that holds dir from outside the process under
 // test: a dd process writes the file dir/name until the file system is full
 // (ENOSPC). It returns the file's path; removing it frees the space.
