@@ -335,7 +335,7 @@ func (t *Tier) Setup(ctx context.Context) error {
 		_ = db.Close()
 		return err
 	}
-	capacity, err := t.deriveCapacity(used)
+	capacity, err := t.deriveCapacity(used, readOnly)
 	if err != nil {
 		_ = db.Close()
 		return err

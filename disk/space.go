@@ -21,16 +21,22 @@ func (t *Tier) checkSpace(op string, id backend.ID, n int64) error {
 }
 
 // deriveCapacity returns the configured capacity, or (capacity 0) the bytes
-// used plus 90% of the file system's free space.
-func (t *Tier) deriveCapacity(used int64) (int64, error) {
+// used plus 90% of the file system's free space. On a file system that is
+// full now (Setup opened read-only) that would be the bytes used, for good:
+// there it is 90% of the file system's size, and the free-space check is
+// what refuses writes until room comes back.
+func (t *Tier) deriveCapacity(used int64, full bool) (int64, error) {
 	if t.capacityCfg != 0 {
 		return t.capacityCfg, nil
 	}
-	free, err := backend.FreeSpace(t.dir)
-	if err != nil {
+	var st unix.Statfs_t
+	if err := unix.Statfs(t.dir, &st); err != nil {
 		return 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "statfs %s: %v", t.dir, err)
 	}
-	return used + free/10*9, nil
+	if full {
+		return max(used, int64(st.Blocks)*st.Bsize/10*9), nil
+	}
+	return used + int64(st.Bavail)*st.Bsize/10*9, nil
 }
 
 // hasDB reports whether the directory already holds a Badger database.
@@ -75,11 +81,6 @@ func (t *Tier) ensureWritable(op string, id backend.ID) error {
 		}
 		return backend.Errorf(op, Name, id, backend.ErrUnavailable, "reopen for writing: %v", err)
 	}
-	t.mu.Lock()
-	if c, err := t.deriveCapacity(t.used); err == nil { // Setup derived it from a full file system
-		t.capacity = c
-	}
-	t.mu.Unlock()
 	t.db = db
 	t.readOnly.Store(false)
 	t.gcDone = make(chan struct{})
