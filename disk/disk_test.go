@@ -40,6 +40,13 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return b
+	}, Restart: func(t testing.TB, b backend.Backend) backend.Backend {
+		tier := backend.Unwrap(b).(*Tier)
+		b, err := backend.Open(context.Background(), Name, backend.Config{"dir": tier.Dir(), "capacity": fmt.Sprint(tier.capacityCfg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}})
 }
 

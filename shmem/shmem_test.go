@@ -47,6 +47,24 @@ var factory = backendtest.Factory{Make: func(t testing.TB, capacity int64) backe
 
 func TestConformance(t *testing.T) { backendtest.Run(t, factory) }
 
+// TestRestartConformance: with a kept arena file, objects and importance
+// survive a restart, pins do not.
+func TestRestartConformance(t *testing.T) {
+	cfg := backend.Config{"capacity": "8MiB", "path": filepath.Join(t.TempDir(), "arena"), "keep": "true"}
+	t.Cleanup(func() { os.Remove(cfg["path"]) })
+	open := func(t testing.TB) backend.Backend {
+		b, err := backend.Open(context.Background(), Name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	backendtest.RunRestart(t, backendtest.Factory{
+		New:     func(t testing.TB, _ int64) backend.Backend { return open(t) },
+		Restart: func(t testing.TB, _ backend.Backend) backend.Backend { return open(t) },
+	})
+}
+
 func BenchmarkBackend(b *testing.B) { backendtest.Bench(b, factory) }
 
 func TestConfig(t *testing.T) {

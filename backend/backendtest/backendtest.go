@@ -36,6 +36,14 @@ type Factory struct {
 	// check the lifecycle: every call before Setup and after Teardown fails
 	// with ErrClosed. With Make set, New may be nil (the suite calls Setup).
 	Make func(t testing.TB, capacity int64) backend.Backend
+	// Restart, for a persistent backend, returns a new backend over the same
+	// storage as b (which the suite has torn down), set up: the suite checks
+	// what survives a restart. The contract: objects (bytes, size,
+	// checksum), importance and creation time survive; pins do not (a pin is
+	// a hold by a live client, and the holders are gone with the process:
+	// pins that survived would never be released), so after a restart every
+	// object has no pins and can be deleted.
+	Restart func(t testing.TB, b backend.Backend) backend.Backend
 	// Unbounded is set for a backend without a capacity limit: the ErrFull test
 	// is skipped.
 	Unbounded bool
@@ -66,6 +74,9 @@ func Run(t *testing.T, f Factory) {
 	if f.Make != nil {
 		t.Run("Lifecycle", s.lifecycle)
 	}
+	if f.Restart != nil {
+		t.Run("Restart", s.restart)
+	}
 	t.Run("RoundTrip", s.roundTrip)
 	t.Run("Writer", s.writer)
 	t.Run("RangeReads", s.ranges)
@@ -81,6 +92,16 @@ func Run(t *testing.T, f Factory) {
 	t.Run("CancelledContext", s.cancelled)
 	t.Run("AfterTeardown", s.afterTeardown)
 	t.Run("Concurrent", s.concurrent)
+}
+
+// RunRestart runs only the suite's restart test (f.New and f.Restart), for a
+// backend that persists only in some configurations.
+func RunRestart(t *testing.T, f Factory) {
+	if f.New == nil || f.Restart == nil {
+		t.Fatal("backendtest: RunRestart needs Factory.New and Factory.Restart")
+	}
+	s := &suite{f: f}
+	t.Run("Restart", s.restart)
 }
 
 type suite struct{ f Factory }
@@ -861,6 +882,42 @@ func (s *suite) lifecycle(t *testing.T) {
 		t.Fatalf("Teardown: %v", err)
 	}
 	closedCalls(t, "after Teardown", b, tier, id)
+}
+
+// restart: objects, importance and creation times survive a restart; pins do
+// not (see Factory.Restart).
+func (s *suite) restart(t *testing.T) {
+	ctx := context.Background()
+	b := s.f.New(t, 4<<20)
+	id := newID("restart")
+	data := Payload(100<<10, 11)
+	created := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := b.Put(ctx, id, data, backend.PutOptions{Importance: 7, Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Pin(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Teardown(ctx); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	b = s.f.Restart(t, b)
+	t.Cleanup(func() { _ = b.Teardown(context.Background()) })
+	checkGet(t, b, id, data)
+	info, err := b.ObjectInfo(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Importance != 7 || !info.Created.Equal(created) {
+		t.Errorf("after a restart: importance %d, created %v; want 7, %v", info.Importance, info.Created, created)
+	}
+	if info.Pins != 0 {
+		t.Errorf("after a restart: %d pins; pins do not survive a restart", info.Pins)
+	}
+	wantErr(t, "Unpin after a restart", b.Unpin(ctx, id), backend.ErrNotPinned)
+	if err := b.Delete(ctx, id); err != nil {
+		t.Errorf("Delete after a restart (the pin is gone): %v", err)
+	}
 }
 
 func (s *suite) afterTeardown(t *testing.T) {
