@@ -218,52 +218,26 @@ func (o *object) info() backend.ObjectInfo {
 // New makes a Disk tier from cfg (see the package documentation for the
 // keys). It validates cfg and does no I/O; Setup opens the database.
 func New(cfg backend.Config) (backend.Backend, error) {
-	if err := cfg.Check(Name, "dir", "capacity", "sync", "chunk_size", "vlog_file_size",
-		"gc_interval", "gc_after", "memtable_size", "reserve"); err != nil {
+	r := cfg.Reader(Name, "dir", "capacity", "sync", "chunk_size", "vlog_file_size",
+		"gc_interval", "gc_after", "memtable_size", "reserve")
+	t := &Tier{dir: r.String("dir", "")}
+	r.Require(t.dir != "", "option dir is required")
+	t.capacityCfg = r.Bytes("capacity", 0)
+	t.sync = r.Bool("sync", true)
+	t.chunkSize = r.Bytes("chunk_size", DefaultChunkSize)
+	t.vlogFileSize = r.Bytes("vlog_file_size", DefaultVlogFileSize)
+	t.gcInterval = r.Duration("gc_interval", DefaultGCInterval)
+	t.gcAfter = r.Bytes("gc_after", DefaultGCAfter)
+	t.memtableSize = r.Bytes("memtable_size", DefaultMemtableSize)
+	t.spaceReserve = r.Bytes("reserve", t.vlogFileSize+2*t.memtableSize)
+	r.Require(t.chunkSize >= 64<<10 && t.chunkSize <= 64<<20, "chunk_size %d is outside 64KiB..64MiB", t.chunkSize)
+	r.Require(t.vlogFileSize >= 16<<20 && t.vlogFileSize <= 1<<30, "vlog_file_size %d is outside 16MiB..1GiB", t.vlogFileSize)
+	r.Require(t.chunkSize <= t.vlogFileSize/4, "chunk_size %d is more than a quarter of vlog_file_size %d", t.chunkSize, t.vlogFileSize)
+	r.Require(t.gcInterval > 0, "gc_interval must be positive")
+	r.Require(t.gcAfter > 0, "gc_after must be positive")
+	r.Require(t.memtableSize >= 1<<20 && t.memtableSize <= 1<<30, "memtable_size %d is outside 1MiB..1GiB", t.memtableSize)
+	if err := r.Err(); err != nil {
 		return nil, err
-	}
-	t := &Tier{dir: cfg.String("dir", "")}
-	if t.dir == "" {
-		return nil, fmt.Errorf("%w: %s: option dir is required", backend.ErrInvalidArgument, Name)
-	}
-	var err error
-	if t.capacityCfg, err = cfg.Bytes("capacity", 0); err != nil {
-		return nil, err
-	}
-	if t.sync, err = cfg.Bool("sync", true); err != nil {
-		return nil, err
-	}
-	if t.chunkSize, err = cfg.Bytes("chunk_size", DefaultChunkSize); err != nil {
-		return nil, err
-	}
-	if t.vlogFileSize, err = cfg.Bytes("vlog_file_size", DefaultVlogFileSize); err != nil {
-		return nil, err
-	}
-	if t.gcInterval, err = cfg.Duration("gc_interval", DefaultGCInterval); err != nil {
-		return nil, err
-	}
-	if t.gcAfter, err = cfg.Bytes("gc_after", DefaultGCAfter); err != nil {
-		return nil, err
-	}
-	if t.memtableSize, err = cfg.Bytes("memtable_size", DefaultMemtableSize); err != nil {
-		return nil, err
-	}
-	if t.spaceReserve, err = cfg.Bytes("reserve", t.vlogFileSize+2*t.memtableSize); err != nil {
-		return nil, err
-	}
-	switch {
-	case t.chunkSize < 64<<10 || t.chunkSize > 64<<20:
-		return nil, fmt.Errorf("%w: %s: chunk_size %d is outside 64KiB..64MiB", backend.ErrInvalidArgument, Name, t.chunkSize)
-	case t.vlogFileSize < 16<<20 || t.vlogFileSize > 1<<30:
-		return nil, fmt.Errorf("%w: %s: vlog_file_size %d is outside 16MiB..1GiB", backend.ErrInvalidArgument, Name, t.vlogFileSize)
-	case t.chunkSize > t.vlogFileSize/4:
-		return nil, fmt.Errorf("%w: %s: chunk_size %d is more than a quarter of vlog_file_size %d", backend.ErrInvalidArgument, Name, t.chunkSize, t.vlogFileSize)
-	case t.gcInterval <= 0:
-		return nil, fmt.Errorf("%w: %s: gc_interval must be positive", backend.ErrInvalidArgument, Name)
-	case t.gcAfter <= 0:
-		return nil, fmt.Errorf("%w: %s: gc_after must be positive", backend.ErrInvalidArgument, Name)
-	case t.memtableSize < 1<<20 || t.memtableSize > 1<<30:
-		return nil, fmt.Errorf("%w: %s: memtable_size %d is outside 1MiB..1GiB", backend.ErrInvalidArgument, Name, t.memtableSize)
 	}
 	return t, nil
 }
