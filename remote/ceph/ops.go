@@ -202,14 +202,10 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 		return err
 	}
 	defer t.ops.Done()
-	unlock := t.lockID(id)
-	defer unlock()
-	m, err := t.readMeta(op, id)
-	if err != nil {
-		return err
-	}
-	t.space.Pin(id, m.Size)
-	return nil
+	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
+		m, err := t.readMeta(op, id)
+		return m.Size, err
+	})
 }
 
 // Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
@@ -220,15 +216,10 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 		return err
 	}
 	defer t.ops.Done()
-	unlock := t.lockID(id)
-	defer unlock()
-	if t.space.Unpin(id) {
-		return nil
-	}
-	if _, err := t.readMeta(op, id); err != nil {
+	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
+		_, err := t.readMeta(op, id)
 		return err
-	}
-	return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
+	})
 }
 
 // Prefetch checks that the object exists.

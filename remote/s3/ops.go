@@ -355,14 +355,10 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return err
 	}
-	unlock := t.lockID(id)
-	defer unlock()
-	info, _, err := t.head(ctx, op, id)
-	if err != nil {
-		return err
-	}
-	t.space.Pin(id, info.Size)
-	return nil
+	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
+		info, _, err := t.head(ctx, op, id)
+		return info.Size, err
+	})
 }
 
 // Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
@@ -372,15 +368,10 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return err
 	}
-	unlock := t.lockID(id)
-	defer unlock()
-	if t.space.Unpin(id) {
-		return nil
-	}
-	if _, _, err := t.head(ctx, op, id); err != nil {
+	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
+		_, _, err := t.head(ctx, op, id)
 		return err
-	}
-	return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
+	})
 }
 
 // Prefetch checks that the object exists: the Remote tier is the slowest
