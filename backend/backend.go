@@ -50,8 +50,10 @@ type Backend interface {
 
 	// OpenReader streams length bytes of the object from offset (length -1: to
 	// the end), reading only that range. A range outside the object is an error
-	// wrapping ErrInvalidArgument.
-	OpenReader(ctx context.Context, id ID, offset, length int64) (io.ReadCloser, error)
+	// wrapping ErrInvalidArgument. The Reader's Info is the metadata of the
+	// object whose bytes it reads, so no ObjectInfo call (and no race with a
+	// delete and a new put under the same ID) is needed.
+	OpenReader(ctx context.Context, id ID, offset, length int64) (Reader, error)
 	// OpenWriter starts a streamed write of exactly size bytes. The object is
 	// published by Close and only if exactly size bytes were written and ctx is
 	// still live; Abort, a cancelled ctx or a wrong byte count leave nothing.
@@ -86,6 +88,25 @@ type Object interface {
 	// the tier is zero-copy: it must not be written to, nor used after Close.
 	Bytes() []byte
 }
+
+// Reader is the result of OpenReader: a stream of the requested range and the
+// metadata of exactly the object it reads.
+type Reader interface {
+	io.ReadCloser
+	// Info is the object's metadata at the time OpenReader opened it.
+	Info() ObjectInfo
+}
+
+// NewReader returns a Reader that reads rc and reports info, for tiers whose
+// stream has no metadata of its own.
+func NewReader(rc io.ReadCloser, info ObjectInfo) Reader { return &infoReader{rc, info} }
+
+type infoReader struct {
+	io.ReadCloser
+	info ObjectInfo
+}
+
+func (r *infoReader) Info() ObjectInfo { return r.info }
 
 // Writer is a streamed write started by OpenWriter.
 type Writer interface {

@@ -128,3 +128,23 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("factory error lost: %v", err)
 	}
 }
+
+func TestConfigReaderReportsEveryProblem(t *testing.T) {
+	cfg := Config{"capacty": "1GiB", "capacity": "lots", "sync": "maybe", "chunk": "1"}
+	r := cfg.Reader("disk", "capacity", "sync", "dir")
+	_ = r.Bytes("capacity", 0)
+	_ = r.Bool("sync", true)
+	r.Require(r.String("dir", "") != "", "option dir is required")
+	err := r.Err()
+	if !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Err = %v; want ErrInvalidArgument", err)
+	}
+	for _, want := range []string{"disk:", `unknown option "capacty"`, `unknown option "chunk"`, "capacity", `"maybe"`, "dir is required"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Err = %q; does not report %q", err, want)
+		}
+	}
+	if err := (Config{"sync": "true"}).Reader("disk", "sync").Err(); err != nil {
+		t.Errorf("a good config: %v", err)
+	}
+}

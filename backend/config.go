@@ -123,3 +123,87 @@ func ParseBytes(s string) (int64, error) {
 	}
 	return int64(f * float64(mult)), nil
 }
+
+// ConfigReader reads a tier's options and collects every problem — unknown
+// keys, bad values, values out of range — so that Err reports them all at
+// once instead of the first only.
+//
+//	r := cfg.Reader("disk", "dir", "capacity")
+//	dir := r.String("dir", "")
+//	capacity := r.Bytes("capacity", 0)
+//	r.Require(dir != "", "option dir is required")
+//	if err := r.Err(); err != nil { ... }
+type ConfigReader struct {
+	c    Config
+	tier string
+	errs []error
+}
+
+// Reader returns a ConfigReader for tier's options; keys not among known are
+// reported by Err.
+func (c Config) Reader(tier string, known ...string) *ConfigReader {
+	r := &ConfigReader{c: c, tier: tier}
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		if !slices.Contains(known, k) {
+			r.errs = append(r.errs, fmt.Errorf("unknown option %q (known: %s)", k, strings.Join(known, ", ")))
+		}
+	}
+	return r
+}
+
+func (r *ConfigReader) note(err error) {
+	if err != nil {
+		r.errs = append(r.errs, err)
+	}
+}
+
+// String returns the option's value, or def.
+func (r *ConfigReader) String(key, def string) string { return r.c.String(key, def) }
+
+// Bytes returns the option as a byte count, or def (also when it is bad).
+func (r *ConfigReader) Bytes(key string, def int64) int64 {
+	v, err := r.c.Bytes(key, def)
+	r.note(err)
+	return v
+}
+
+// Int returns the option as an integer, or def.
+func (r *ConfigReader) Int(key string, def int) int {
+	v, err := r.c.Int(key, def)
+	r.note(err)
+	return v
+}
+
+// Bool returns the option as a boolean, or def.
+func (r *ConfigReader) Bool(key string, def bool) bool {
+	v, err := r.c.Bool(key, def)
+	r.note(err)
+	return v
+}
+
+// Duration returns the option as a duration, or def.
+func (r *ConfigReader) Duration(key string, def time.Duration) time.Duration {
+	v, err := r.c.Duration(key, def)
+	r.note(err)
+	return v
+}
+
+// Require records a problem, formatted from format and args, unless ok.
+func (r *ConfigReader) Require(ok bool, format string, args ...any) {
+	if !ok {
+		r.errs = append(r.errs, fmt.Errorf(format, args...))
+	}
+}
+
+// Err returns nil, or one error wrapping ErrInvalidArgument that names the
+// tier and lists every problem found.
+func (r *ConfigReader) Err() error {
+	if len(r.errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(r.errs))
+	for i, e := range r.errs {
+		msgs[i] = strings.TrimPrefix(e.Error(), ErrInvalidArgument.Error()+": ")
+	}
+	return fmt.Errorf("%w: %s: %s", ErrInvalidArgument, r.tier, strings.Join(msgs, "; "))
+}

@@ -52,6 +52,8 @@ func Registered() []string {
 }
 
 // New makes the backend registered as name from cfg, without setting it up.
+// The tier comes wrapped (see Wrap): the contract's common checks are done
+// once, in this package.
 func New(name string, cfg Config) (Backend, error) {
 	registryMu.RLock()
 	f, ok := registry[name]
@@ -64,7 +66,7 @@ func New(name string, cfg Config) (Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", name, err)
 	}
-	return b, nil
+	return Wrap(name, b), nil
 }
 
 // Open makes the backend registered as name from cfg and sets it up. The caller

@@ -50,7 +50,7 @@ func runS3(ctx context.Context, r *report) error {
 		return err
 	}
 	defer b.Teardown(context.Background())
-	tier := b.(*s3.Tier)
+	tier := backend.Unwrap(b).(*s3.Tier)
 	// The plain SDK uses a client made the same way (same transport, retryer,
 	// SDK checksums off), so the ratio is the tier's own cost.
 	o, _ := s3.ParseConfig(cfg)

@@ -155,7 +155,7 @@ func TestCrash(t *testing.T) {
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("round %d: child ended before the kill (%v):\n%s", round, err, out.String())
 		}
-		checkAfterCrash(t, ctx, tier.(*Tier), dir, round)
+		checkAfterCrash(t, ctx, backend.Unwrap(tier).(*Tier), dir, round)
 	}
 }
 

@@ -43,6 +43,29 @@
 //	               the unit in which space is given back
 //	gc_interval    period of the background value-log GC (default 1m)
 //	gc_after       bytes deleted that start a full reclaim at once (default 256MiB)
+//	memtable_size  bytes of Badger's memtable (default 64MiB, 1MiB to 1GiB)
+//	reserve        bytes of the file system kept free (default vlog_file_size
+//	               + 2 × memtable_size: 384MiB with the defaults). See Free space.
+//
+// # Free space
+//
+// Badger writes its value log and memtable through memory mappings, and a
+// write into a mapping of a full file system kills the process with SIGBUS.
+// So the tier never lets Badger write into space that may not be there:
+//
+//   - every write (Put, OpenWriter) first checks the file system's free space
+//     (statfs) and fails with an error wrapping backend.ErrFull (a
+//     *backend.SpaceError naming the directory, its free bytes and the
+//     reserve) when the object would leave less than reserve bytes free. The
+//     reserve is room for Badger's own growth: the next value-log file, the
+//     next memtable and its flush.
+//   - the value-log and memtable files Badger writes into are allocated
+//     (fallocate) as soon as the tier sees them, so writes into them never
+//     need new blocks even when something else fills the file system.
+//   - Setup on a file system with less than reserve free opens the database
+//     read-only: the tier serves reads, and writes (and deletes) fail with
+//     ErrFull until space comes back, when the next write reopens the
+//     database for writing.
 //
 // # Memory
 //
@@ -71,7 +94,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -91,6 +113,7 @@ const (
 	DefaultVlogFileSize = 256 << 20
 	DefaultGCInterval   = time.Minute
 	DefaultGCAfter      = 256 << 20
+	DefaultMemtableSize = 64 << 20
 )
 
 // valueThreshold: values of at least this many bytes go to the value log.
@@ -127,6 +150,14 @@ type Tier struct {
 	vlogFileSize int64
 	gcInterval   time.Duration
 	gcAfter      int64
+	memtableSize int64
+	spaceReserve int64 // bytes of the file system kept free
+
+	// readOnly is set while the database is open read-only (Setup found the
+	// file system full); writes reopen it once there is room.
+	readOnly atomic.Bool
+	// alloc tracks the Badger files already allocated (see preallocate).
+	alloc allocator
 
 	// life guards db: every use of db holds it for reading; Teardown takes
 	// it for writing, so it waits for operations in flight.
@@ -141,6 +172,7 @@ type Tier struct {
 	objs          map[backend.ID]*object
 	capacity      int64
 	used          int64 // committed bytes plus bytes reserved by writes in flight
+	writing       int64 // bytes reserved by writes in flight
 	objects       int64
 	pinned        int64
 	pinnedObjects int64
@@ -186,44 +218,26 @@ func (o *object) info() backend.ObjectInfo {
 // New makes a Disk tier from cfg (see the package documentation for the
 // keys). It validates cfg and does no I/O; Setup opens the database.
 func New(cfg backend.Config) (backend.Backend, error) {
-	if err := cfg.Check(Name, "dir", "capacity", "sync", "chunk_size", "vlog_file_size",
-		"gc_interval", "gc_after"); err != nil {
+	r := cfg.Reader(Name, "dir", "capacity", "sync", "chunk_size", "vlog_file_size",
+		"gc_interval", "gc_after", "memtable_size", "reserve")
+	t := &Tier{dir: r.String("dir", "")}
+	r.Require(t.dir != "", "option dir is required")
+	t.capacityCfg = r.Bytes("capacity", 0)
+	t.sync = r.Bool("sync", true)
+	t.chunkSize = r.Bytes("chunk_size", DefaultChunkSize)
+	t.vlogFileSize = r.Bytes("vlog_file_size", DefaultVlogFileSize)
+	t.gcInterval = r.Duration("gc_interval", DefaultGCInterval)
+	t.gcAfter = r.Bytes("gc_after", DefaultGCAfter)
+	t.memtableSize = r.Bytes("memtable_size", DefaultMemtableSize)
+	t.spaceReserve = r.Bytes("reserve", t.vlogFileSize+2*t.memtableSize)
+	r.Require(t.chunkSize >= 64<<10 && t.chunkSize <= 64<<20, "chunk_size %d is outside 64KiB..64MiB", t.chunkSize)
+	r.Require(t.vlogFileSize >= 16<<20 && t.vlogFileSize <= 1<<30, "vlog_file_size %d is outside 16MiB..1GiB", t.vlogFileSize)
+	r.Require(t.chunkSize <= t.vlogFileSize/4, "chunk_size %d is more than a quarter of vlog_file_size %d", t.chunkSize, t.vlogFileSize)
+	r.Require(t.gcInterval > 0, "gc_interval must be positive")
+	r.Require(t.gcAfter > 0, "gc_after must be positive")
+	r.Require(t.memtableSize >= 1<<20 && t.memtableSize <= 1<<30, "memtable_size %d is outside 1MiB..1GiB", t.memtableSize)
+	if err := r.Err(); err != nil {
 		return nil, err
-	}
-	t := &Tier{dir: cfg.String("dir", "")}
-	if t.dir == "" {
-		return nil, fmt.Errorf("%w: %s: option dir is required", backend.ErrInvalidArgument, Name)
-	}
-	var err error
-	if t.capacityCfg, err = cfg.Bytes("capacity", 0); err != nil {
-		return nil, err
-	}
-	if t.sync, err = cfg.Bool("sync", true); err != nil {
-		return nil, err
-	}
-	if t.chunkSize, err = cfg.Bytes("chunk_size", DefaultChunkSize); err != nil {
-		return nil, err
-	}
-	if t.vlogFileSize, err = cfg.Bytes("vlog_file_size", DefaultVlogFileSize); err != nil {
-		return nil, err
-	}
-	if t.gcInterval, err = cfg.Duration("gc_interval", DefaultGCInterval); err != nil {
-		return nil, err
-	}
-	if t.gcAfter, err = cfg.Bytes("gc_after", DefaultGCAfter); err != nil {
-		return nil, err
-	}
-	switch {
-	case t.chunkSize < 64<<10 || t.chunkSize > 64<<20:
-		return nil, fmt.Errorf("%w: %s: chunk_size %d is outside 64KiB..64MiB", backend.ErrInvalidArgument, Name, t.chunkSize)
-	case t.vlogFileSize < 16<<20 || t.vlogFileSize > 1<<30:
-		return nil, fmt.Errorf("%w: %s: vlog_file_size %d is outside 16MiB..1GiB", backend.ErrInvalidArgument, Name, t.vlogFileSize)
-	case t.chunkSize > t.vlogFileSize/4:
-		return nil, fmt.Errorf("%w: %s: chunk_size %d is more than a quarter of vlog_file_size %d", backend.ErrInvalidArgument, Name, t.chunkSize, t.vlogFileSize)
-	case t.gcInterval <= 0:
-		return nil, fmt.Errorf("%w: %s: gc_interval must be positive", backend.ErrInvalidArgument, Name)
-	case t.gcAfter <= 0:
-		return nil, fmt.Errorf("%w: %s: gc_after must be positive", backend.ErrInvalidArgument, Name)
 	}
 	return t, nil
 }
@@ -252,6 +266,7 @@ func (t *Tier) badgerOptions() badger.Options {
 		WithSyncWrites(t.sync).
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(t.vlogFileSize).
+		WithMemTableSize(t.memtableSize).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false). // the index serialises writers of an ID
 		WithCompression(options.None).
@@ -274,23 +289,30 @@ func (t *Tier) Setup(ctx context.Context) error {
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
 		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "%v", err)
 	}
-	db, err := badger.Open(t.badgerOptions())
-	if err != nil {
-		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "open badger in %s: %v", t.dir, err)
+	// Opening for writing makes Badger write a new memtable and value-log
+	// file: on a full file system, open read-only and serve reads.
+	readOnly := false
+	if err := t.checkSpace("setup", "", 0); err != nil {
+		if !errors.Is(err, backend.ErrFull) || !t.hasDB() {
+			return err
+		}
+		slog.Warn("disk tier: file system full; serving reads only until space comes back", "tier", Name, "err", err)
+		readOnly = true
 	}
-	objs, used, orphans, err := load(ctx, db)
+	t.alloc.reset()
+	db, err := t.openDB(readOnly)
+	if err != nil {
+		return err
+	}
+	objs, used, orphans, err := load(ctx, db, !readOnly)
 	if err != nil {
 		_ = db.Close()
 		return err
 	}
-	capacity := t.capacityCfg
-	if capacity == 0 {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(t.dir, &st); err != nil {
-			_ = db.Close()
-			return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "statfs %s: %v", t.dir, err)
-		}
-		capacity = used + int64(st.Bavail)*st.Bsize/10*9
+	capacity, err := t.deriveCapacity(used, readOnly)
+	if err != nil {
+		_ = db.Close()
+		return err
 	}
 	t.mu.Lock()
 	t.db, t.open, t.objs = db, true, objs
@@ -304,15 +326,37 @@ func (t *Tier) Setup(ctx context.Context) error {
 		t.deletedSince.Store(t.gcAfter)
 		t.kick <- struct{}{}
 	}
+	t.readOnly.Store(readOnly)
+	t.startBackground(db)
+	return nil
+}
+
+// startBackground starts the group committer and, on a writable database, the
+// value-log GC, and allocates Badger's files; t.life is held for writing.
+func (t *Tier) startBackground(db *badger.DB) {
 	t.group, t.groupDone = make(chan *groupReq, groupMaxEntries), make(chan struct{})
 	go t.committer(db, t.group, t.groupDone)
+	if t.readOnly.Load() {
+		close(t.gcDone) // no GC on a read-only database
+		return
+	}
 	go t.gcLoop(db, t.stop, t.gcDone, t.kick)
-	return nil
+	t.preallocate()
+	t.placeBallast()
+}
+
+// openDB opens the Badger database, read-only or for writing.
+func (t *Tier) openDB(readOnly bool) (*badger.DB, error) {
+	db, err := badger.Open(t.badgerOptions().WithReadOnly(readOnly))
+	if err != nil {
+		return nil, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "open badger in %s: %v", t.dir, err)
+	}
+	return db, nil
 }
 
 // load reads every manifest into the index and deletes orphan chunks (chunks
 // whose write token no manifest names).
-func load(ctx context.Context, db *badger.DB) (map[backend.ID]*object, int64, int, error) {
+func load(ctx context.Context, db *badger.DB, removeOrphans bool) (map[backend.ID]*object, int64, int, error) {
 	objs := map[backend.ID]*object{}
 	tokens := map[uint64]bool{}
 	var used int64
@@ -346,6 +390,9 @@ func load(ctx context.Context, db *badger.DB) (map[backend.ID]*object, int64, in
 	})
 	if err != nil {
 		return nil, 0, 0, backend.Errorf("setup", Name, "", backend.ErrUnavailable, "read manifests: %v", err)
+	}
+	if !removeOrphans {
+		return objs, used, 0, nil
 	}
 	var orphans [][]byte
 	err = db.View(func(txn *badger.Txn) error {
@@ -382,11 +429,12 @@ func (t *Tier) Teardown(ctx context.Context) error {
 		return backend.Errorf("teardown", Name, "", backend.ErrClosed, "")
 	}
 	close(t.stop)
-	<-t.gcDone
-	t.life.Lock()
+	t.life.Lock() // no reopen (ensureWritable) swaps gcDone from here on
 	defer t.life.Unlock()
+	<-t.gcDone
 	close(t.group) // no caller holds acquire now, so none can send
 	<-t.groupDone
+	t.dropBallast()
 	err := t.db.Close()
 	t.db = nil
 	if err != nil {
@@ -565,6 +613,9 @@ func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.Ob
 // reserve claims id and size bytes for a write; the object stays invisible
 // until publish.
 func (t *Tier) reserve(op string, id backend.ID, size int64) (*object, error) {
+	if err := t.ensureWritable(op, id); err != nil {
+		return nil, err
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.open {
@@ -576,6 +627,12 @@ func (t *Tier) reserve(op string, id backend.ID, size int64) (*object, error) {
 	if free := t.capacity - t.used; size > free {
 		return nil, backend.NewFullError(op, Name, id, size, max(free, 0), t.capacity, t.pinned)
 	}
+	// The file system: this object and the writes in flight must leave the
+	// reserve free.
+	if err := t.checkSpace(op, id, size+t.writing); err != nil {
+		return nil, err
+	}
+	t.writing += size
 	o := &object{id: id, state: stateWriting}
 	o.size, o.chunkSize, o.token = size, t.chunkSize, newToken()
 	t.objs[id] = o
@@ -590,6 +647,7 @@ func (t *Tier) unreserve(o *object) {
 	if t.objs[o.id] == o {
 		delete(t.objs, o.id)
 		t.used -= o.size
+		t.writing -= o.size
 	}
 }
 
@@ -600,6 +658,7 @@ func (t *Tier) publish(o *object) backend.ObjectInfo {
 	o.state = stateLive
 	o.accessed = o.created
 	t.objects++
+	t.writing -= o.size
 	return o.info()
 }
 
@@ -607,6 +666,9 @@ func (t *Tier) publish(o *object) backend.ObjectInfo {
 // chunks as soon as no Get or reader is using them.
 func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	if err := t.begin(ctx, "delete", id); err != nil {
+		return err
+	}
+	if err := t.ensureWritable("delete", id); err != nil {
 		return err
 	}
 	t.mu.Lock()

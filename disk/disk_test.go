@@ -28,14 +28,25 @@ func open(t testing.TB, cfg backend.Config) *Tier {
 	if err != nil {
 		t.Fatalf("open disk tier: %v", err)
 	}
-	tier := b.(*Tier)
+	tier := backend.Unwrap(b).(*Tier)
 	t.Cleanup(func() { _ = tier.Teardown(context.Background()) })
 	return tier
 }
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {
-		return open(t, backend.Config{"capacity": fmt.Sprint(capacity)})
+	backendtest.Run(t, backendtest.Factory{Make: func(t testing.TB, capacity int64) backend.Backend {
+		b, err := backend.New(Name, backend.Config{"dir": t.TempDir(), "capacity": fmt.Sprint(capacity)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}, Restart: func(t testing.TB, b backend.Backend) backend.Backend {
+		tier := backend.Unwrap(b).(*Tier)
+		b, err := backend.Open(context.Background(), Name, backend.Config{"dir": tier.Dir(), "capacity": fmt.Sprint(tier.capacityCfg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}})
 }
 

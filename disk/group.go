@@ -90,6 +90,7 @@ func (t *Tier) commit(op string, id backend.ID, entries int, bytes int64, fn fun
 		if err := <-r.done; err != nil {
 			return badgerErr(op, id, err)
 		}
+		t.noteWritten(bytes)
 		return nil
 	}
 	t.commitMu.RLock()
@@ -102,5 +103,6 @@ func (t *Tier) commit(op string, id backend.ID, entries int, bytes int64, fn fun
 	if err := txn.Commit(); err != nil {
 		return badgerErr(op, id, err)
 	}
+	t.noteWritten(bytes)
 	return nil
 }

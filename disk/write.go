@@ -191,6 +191,11 @@ func (s *sink) submit(vals [][]byte, done func()) error {
 		}
 	}
 	txn.CommitWith(callback)
+	var n int64
+	for _, v := range vals {
+		n += int64(len(v))
+	}
+	s.t.noteWritten(n)
 	return nil
 }
 

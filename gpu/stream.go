@@ -14,7 +14,7 @@ const readerBuf = 4 << 20
 
 // OpenReader streams length bytes from offset (-1: to the end), copying only
 // that range from device memory, a few MiB at a time.
-func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	e, err := t.lookup(ctx, op, id, true)
 	if err != nil {
@@ -23,8 +23,9 @@ func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int
 	t.mu.Lock()
 	size, dptr := e.info.Size, t.devPtr(e)
 	e.info.Accessed = time.Now()
+	info := e.info
 	t.mu.Unlock()
-	r := &reader{t: t, e: e, ctx: ctx, id: id}
+	r := &reader{t: t, e: e, ctx: ctx, id: id, info: info}
 	n, err := backend.CheckRange(op, Name, id, offset, length, size)
 	if err == nil && n > 0 {
 		r.buf, r.free, err = t.hostBuf(min(n, readerBuf))
@@ -44,6 +45,7 @@ type reader struct {
 	e    *entry
 	ctx  context.Context
 	id   backend.ID
+	info backend.ObjectInfo
 	src  uintptr // device address of the next byte not yet in buf
 	left int64   // bytes not yet copied into buf
 	buf  []byte
@@ -53,6 +55,9 @@ type reader struct {
 	mu     sync.Mutex
 	closed bool
 }
+
+// Info is the object's metadata as OpenReader found it.
+func (r *reader) Info() backend.ObjectInfo { return r.info }
 
 func (r *reader) Read(p []byte) (int, error) {
 	r.mu.Lock()

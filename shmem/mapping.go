@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"distore/backend"
 )
 
 // mapping is the shared-memory mapping, refcounted: the store holds one
@@ -55,6 +57,14 @@ func openMapping(path string, size int64) (m *mapping, existing bool, err error)
 	}
 	if fileSize > 0 {
 		existing, size = true, fileSize
+		// A file kept from before may be sparse (copied, or made by
+		// another tool): allocate its blocks now, so no write into the
+		// mapping can meet a full file system. Blocks already there cost
+		// nothing, so a restart on a full file system still works.
+		if err := allocate(fd, path, size); err != nil {
+			unix.Close(fd)
+			return nil, false, err
+		}
 	} else if err := sizeFile(fd, path, size); err != nil {
 		unix.Close(fd)
 		if path != "" {
@@ -140,17 +150,28 @@ func (m *mapping) closeFile(keep bool) error {
 	return err
 }
 
+// allocate allocates size bytes of the file at path. ENOSPC is an error
+// wrapping backend.ErrFull (a *backend.SpaceError naming the file system);
+// a file system without fallocate is left to Ftruncate.
+func allocate(fd int, path string, size int64) error {
+	err := unix.Fallocate(fd, 0, 0, size)
+	switch {
+	case err == nil, errors.Is(err, unix.EOPNOTSUPP):
+		return nil
+	case errors.Is(err, unix.ENOSPC):
+		free, _ := backend.FreeSpace(path)
+		return &backend.SpaceError{Op: "setup", Tier: Name, Path: path, Requested: size, Free: free}
+	}
+	return fmt.Errorf("allocate %d bytes for %s: %w", size, path, err)
+}
+
 // sizeFile gives a new mapping its size. A file is allocated, not only
 // truncated, so that a filesystem without room (a small /dev/shm) fails here
 // with ENOSPC instead of with SIGBUS on a later write into the mapping.
 func sizeFile(fd int, path string, size int64) error {
 	if path != "" && size > 0 {
-		err := unix.Fallocate(fd, 0, 0, size)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EOPNOTSUPP) {
-			return fmt.Errorf("allocate %d bytes for %s: %w", size, path, err)
+		if err := allocate(fd, path, size); err != nil {
+			return err
 		}
 	}
 	if err := unix.Ftruncate(fd, size); err != nil {

@@ -123,39 +123,20 @@ type entry struct {
 
 // New returns an unset-up Memory tier for cfg. It is the factory registered as "memory".
 func New(cfg backend.Config) (backend.Backend, error) {
-	if err := cfg.Check(Name, configKeys...); err != nil {
-		return nil, err
-	}
-	s := &Store{path: cfg.String("path", "")}
-	var err error
-	if s.capacity, err = cfg.Bytes("capacity", DefaultCapacity); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if s.capacity < dataAlign {
-		return nil, fmt.Errorf("%w: %s: capacity %d is below the minimum of %d bytes", backend.ErrInvalidArgument, Name, s.capacity, dataAlign)
-	}
-	if s.keep, err = cfg.Bool("keep", false); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if s.prefault, err = cfg.Bool("prefault", true); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if s.verify, err = cfg.Bool("verify", true); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	mo, err := cfg.Int("max_objects", 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if mo < 0 {
-		return nil, fmt.Errorf("%w: %s: max_objects %d is negative", backend.ErrInvalidArgument, Name, mo)
-	}
+	r := cfg.Reader(Name, configKeys...)
+	s := &Store{path: r.String("path", "")}
+	s.capacity = r.Bytes("capacity", DefaultCapacity)
+	r.Require(s.capacity >= dataAlign, "capacity %d is below the minimum of %d bytes", s.capacity, dataAlign)
+	s.keep = r.Bool("keep", false)
+	s.prefault = r.Bool("prefault", true)
+	s.verify = r.Bool("verify", true)
+	mo := r.Int("max_objects", 0)
+	r.Require(mo >= 0, "max_objects %d is negative", mo)
 	s.maxObjects = int64(mo)
-	if s.threads, err = cfg.Int("copy_threads", DefaultCopyThreads()); err != nil {
-		return nil, fmt.Errorf("%s: %w", Name, err)
-	}
-	if s.threads < 1 || s.threads > 64 {
-		return nil, fmt.Errorf("%w: %s: copy_threads %d is not between 1 and 64", backend.ErrInvalidArgument, Name, s.threads)
+	s.threads = r.Int("copy_threads", DefaultCopyThreads())
+	r.Require(s.threads >= 1 && s.threads <= 64, "copy_threads %d is not between 1 and 64", s.threads)
+	if err := r.Err(); err != nil {
+		return nil, err
 	}
 	if s.maxObjects == 0 {
 		s.maxObjects = max(1024, s.capacity>>10)
@@ -177,6 +158,10 @@ func (s *Store) Setup(ctx context.Context) error {
 	g := newGeometry(s.capacity, s.maxObjects)
 	m, existing, err := openMapping(s.path, g.mapSize)
 	if err != nil {
+		var se *backend.SpaceError
+		if errors.As(err, &se) {
+			return err
+		}
 		return backend.Errorf("setup", Name, "", backend.ErrUnavailable, "%v", err)
 	}
 	if s.prefault {
@@ -621,7 +606,7 @@ func (s *Store) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectIn
 }
 
 // OpenReader reads length bytes from offset straight from the mapping.
-func (s *Store) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (s *Store) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	o, err := s.open(ctx, op, id)
 	if err != nil {
@@ -763,6 +748,9 @@ type reader struct {
 	obj    *object
 	closed bool
 }
+
+// Info is the object's metadata as OpenReader found it.
+func (r *reader) Info() backend.ObjectInfo { return r.obj.Info() }
 
 func (r *reader) Read(p []byte) (int, error) {
 	if r.closed {

@@ -31,21 +31,39 @@ func open(t testing.TB, cfg backend.Config) *Store {
 		t.Fatalf("open memory tier %v: %v", cfg, err)
 	}
 	t.Cleanup(func() { _ = b.Teardown(context.Background()) })
-	return b.(*Store)
+	return backend.Unwrap(b).(*Store)
 }
 
 // factory makes stores that hold at least capacity bytes of objects: the
 // capacity plus room for the records' headers.
-var factory = backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {
-	b, err := backend.Open(context.Background(), Name, backend.Config{
+var factory = backendtest.Factory{Make: func(t testing.TB, capacity int64) backend.Backend {
+	b, err := backend.New(Name, backend.Config{
 		"capacity": fmt.Sprint(capacity + capacity/16 + 64<<10)})
 	if err != nil {
-		t.Fatalf("open memory tier: %v", err)
+		t.Fatalf("make memory tier: %v", err)
 	}
 	return b
 }}
 
 func TestConformance(t *testing.T) { backendtest.Run(t, factory) }
+
+// TestRestartConformance: with a kept arena file, objects and importance
+// survive a restart, pins do not.
+func TestRestartConformance(t *testing.T) {
+	cfg := backend.Config{"capacity": "8MiB", "path": filepath.Join(t.TempDir(), "arena"), "keep": "true"}
+	t.Cleanup(func() { os.Remove(cfg["path"]) })
+	open := func(t testing.TB) backend.Backend {
+		b, err := backend.Open(context.Background(), Name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	backendtest.RunRestart(t, backendtest.Factory{
+		New:     func(t testing.TB, _ int64) backend.Backend { return open(t) },
+		Restart: func(t testing.TB, _ backend.Backend) backend.Backend { return open(t) },
+	})
+}
 
 func BenchmarkBackend(b *testing.B) { backendtest.Bench(b, factory) }
 
@@ -65,7 +83,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := b.(*Store); s.capacity != DefaultCapacity || !s.prefault || s.keep || !s.verify || s.maxObjects != DefaultCapacity>>10 {
+	if s := backend.Unwrap(b).(*Store); s.capacity != DefaultCapacity || !s.prefault || s.keep || !s.verify || s.maxObjects != DefaultCapacity>>10 {
 		t.Fatalf("defaults: %+v", s)
 	}
 	b, err = backend.New(Name, backend.Config{"capacity": "1MiB"})
@@ -462,7 +480,7 @@ func TestRecoverDropsCorrupt(t *testing.T) {
 		}
 	}
 	obj, _ := b.Get(ctx, "bad")
-	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(obj.Bytes()))) - uintptr(unsafe.Pointer(unsafe.SliceData(b.(*Store).m.mem))))
+	off := int64(uintptr(unsafe.Pointer(unsafe.SliceData(obj.Bytes()))) - uintptr(unsafe.Pointer(unsafe.SliceData(backend.Unwrap(b).(*Store).m.mem))))
 	obj.Close()
 	b.Teardown(ctx)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)

@@ -74,6 +74,21 @@ type tierState struct {
 	stuck    bool     // the mover cannot spill this tier: no tier below has room
 	floor    int      // admission floor, when hasFloor (see the package doc)
 	hasFloor bool
+	// noSpace is the tier's last refusal for lack of file-system space (a
+	// *backend.SpaceError); until noSpaceUntil the tier is taken as full,
+	// so puts fail at once (naming the file system) instead of waiting for
+	// spills that cannot land.
+	noSpace      error
+	noSpaceUntil time.Time
+}
+
+// noSpaceBackoff is how long a tier that refused for lack of file-system
+// space is taken as full before it is tried again.
+const noSpaceBackoff = time.Second
+
+// outOfSpace reports whether the tier refused lately for lack of file-system space.
+func (t *tierState) outOfSpace() bool {
+	return t.noSpace != nil && time.Now().Before(t.noSpaceUntil)
 }
 
 // occupied is the bytes the tier holds or is about to hold.
@@ -89,6 +104,9 @@ func (t *tierState) free() int64 {
 
 // fits reports whether size bytes fit in the tier now.
 func (t *tierState) fits(size int64) bool {
+	if t.outOfSpace() {
+		return false
+	}
 	return t.cap <= 0 || t.occupied()+size <= t.cap
 }
 

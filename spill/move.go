@@ -288,6 +288,7 @@ func (s *Stack) runMove(e *entry, mv *move) error {
 	}
 	s.account(e, -1)
 	e.tier = mv.dst // reads go to the new copy from now on
+	s.tiers[mv.dst].noSpace = nil
 	s.account(e, +1)
 	if mv.promote {
 		s.met.PromotedObjects++

@@ -3,7 +3,6 @@ package spill
 import (
 	"context"
 	"errors"
-	"io"
 
 	"distore/backend"
 )
@@ -130,13 +129,13 @@ type object struct {
 func (o *object) Info() backend.ObjectInfo { return o.info }
 
 // OpenReader streams a range of the object from the tier that holds it.
-func (s *Stack) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (s *Stack) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	for attempt := 0; ; attempt++ {
-		e, i, err := s.lookup("read", id, true)
+		e, i, info, err := s.lookupInfo("read", id, true, true)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := backend.CheckRange("read", s.name, id, offset, length, e.info.Size); err != nil {
+		if _, err := backend.CheckRange("read", s.name, id, offset, length, info.Size); err != nil {
 			return nil, err
 		}
 		r, err := s.tiers[i].b.OpenReader(ctx, id, offset, length)
@@ -146,9 +145,20 @@ func (s *Stack) OpenReader(ctx context.Context, id backend.ID, offset, length in
 			}
 			return nil, s.notFound("read", id, err)
 		}
-		return r, nil
+		// As Get: size and checksum are those of the bytes the tier reads.
+		ri := r.Info()
+		info.Size, info.Checksum = ri.Size, ri.Checksum
+		return &reader{Reader: r, info: info}, nil
 	}
 }
+
+// reader is a tier's Reader with the stack's view of its metadata.
+type reader struct {
+	backend.Reader
+	info backend.ObjectInfo
+}
+
+func (r *reader) Info() backend.ObjectInfo { return r.info }
 
 // ObjectInfo returns the object's metadata from the index (no tier I/O).
 func (s *Stack) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {

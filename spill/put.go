@@ -53,6 +53,7 @@ func (s *Stack) commit(e *entry, i int, info backend.ObjectInfo, size int64) bac
 	defer s.mu.Unlock()
 	t := s.tiers[i]
 	t.reserved -= size
+	t.noSpace = nil // it took a write: it has room again
 	info.Size = size
 	e.info = info
 	e.tier = i
@@ -74,6 +75,11 @@ func (s *Stack) noteFull(i int, size int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.tiers[i]
+	var se *backend.SpaceError
+	if errors.As(err, &se) {
+		t.noSpace, t.noSpaceUntil = err, time.Now().Add(noSpaceBackoff)
+		s.notifyLocked() // waiters re-decide: this tier takes nothing for now
+	}
 	if errors.As(err, &fe) && t.cap > 0 {
 		// The tier had fe.Free bytes free (our reservation for this object is
 		// released already).
@@ -208,7 +214,7 @@ func (s *Stack) place(ctx context.Context, op string, id backend.ID, size int64,
 // the object add up. Called with s.mu held.
 func (s *Stack) canMakeRoom(i int, size int64, imp int) bool {
 	t := s.tiers[i]
-	if i == len(s.tiers)-1 || t.stuck || t.cap <= 0 {
+	if i == len(s.tiers)-1 || t.stuck || t.cap <= 0 || t.outOfSpace() {
 		return false
 	}
 	return t.free()+t.leaving+t.spillableUpTo(imp) >= size
@@ -220,7 +226,11 @@ func (s *Stack) canMakeRoom(i int, size int64, imp int) bool {
 // s.mu held.
 func (s *Stack) fullError(op string, id backend.ID, size int64) error {
 	var free, capacity, pinned int64
+	var noSpace []error
 	for _, t := range s.tiers {
+		if t.outOfSpace() {
+			noSpace = append(noSpace, t.noSpace)
+		}
 		if t.cap <= 0 { // an unbounded tier that refused: not too large, just full
 			capacity = max(capacity, size)
 			continue
@@ -231,7 +241,11 @@ func (s *Stack) fullError(op string, id backend.ID, size int64) error {
 			pinned += t.pinned
 		}
 	}
-	return backend.NewFullError(op, s.name, id, size, free, capacity, pinned)
+	fe := backend.NewFullError(op, s.name, id, size, free, capacity, pinned)
+	if len(noSpace) > 0 { // name the full file systems
+		return fmt.Errorf("%w (%w)", fe, errors.Join(noSpace...))
+	}
+	return fe
 }
 
 // Put stores data in the fastest tier that accepts it (see the package doc),

@@ -32,6 +32,18 @@ type Factory struct {
 	// capacity bytes. The suite asks small capacities to test ErrFull and
 	// BigCapacity for the large round trips. The suite tears it down.
 	New func(t testing.TB, capacity int64) backend.Backend
+	// Make returns a fresh backend like New but NOT set up, so the suite can
+	// check the lifecycle: every call before Setup and after Teardown fails
+	// with ErrClosed. With Make set, New may be nil (the suite calls Setup).
+	Make func(t testing.TB, capacity int64) backend.Backend
+	// Restart, for a persistent backend, returns a new backend over the same
+	// storage as b (which the suite has torn down), set up: the suite checks
+	// what survives a restart. The contract: objects (bytes, size,
+	// checksum), importance and creation time survive; pins do not (a pin is
+	// a hold by a live client, and the holders are gone with the process:
+	// pins that survived would never be released), so after a restart every
+	// object has no pins and can be deleted.
+	Restart func(t testing.TB, b backend.Backend) backend.Backend
 	// Unbounded is set for a backend without a capacity limit: the ErrFull test
 	// is skipped.
 	Unbounded bool
@@ -46,10 +58,25 @@ var Sizes = []int64{0, 1, 4 << 10, 1<<20 + 1, 64 << 20}
 
 // Run runs the conformance suite.
 func Run(t *testing.T, f Factory) {
+	if f.New == nil && f.Make != nil {
+		f.New = func(t testing.TB, capacity int64) backend.Backend {
+			b := f.Make(t, capacity)
+			if err := b.Setup(context.Background()); err != nil {
+				t.Fatalf("Setup: %v", err)
+			}
+			return b
+		}
+	}
 	if f.New == nil {
-		t.Fatal("backendtest: Factory.New is nil")
+		t.Fatal("backendtest: Factory.New and Factory.Make are nil")
 	}
 	s := &suite{f: f}
+	if f.Make != nil {
+		t.Run("Lifecycle", s.lifecycle)
+	}
+	if f.Restart != nil {
+		t.Run("Restart", s.restart)
+	}
 	t.Run("RoundTrip", s.roundTrip)
 	t.Run("Writer", s.writer)
 	t.Run("RangeReads", s.ranges)
@@ -65,6 +92,16 @@ func Run(t *testing.T, f Factory) {
 	t.Run("CancelledContext", s.cancelled)
 	t.Run("AfterTeardown", s.afterTeardown)
 	t.Run("Concurrent", s.concurrent)
+}
+
+// RunRestart runs only the suite's restart test (f.New and f.Restart), for a
+// backend that persists only in some configurations.
+func RunRestart(t *testing.T, f Factory) {
+	if f.New == nil || f.Restart == nil {
+		t.Fatal("backendtest: RunRestart needs Factory.New and Factory.Restart")
+	}
+	s := &suite{f: f}
+	t.Run("Restart", s.restart)
 }
 
 type suite struct{ f Factory }
@@ -180,6 +217,14 @@ func checkReader(t *testing.T, b backend.Backend, id backend.ID, off, n int64, w
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("OpenReader(%s, %d, %d) = %d bytes, want %d (contents differ: %v)", id, off, n, len(got), len(want), len(got) == len(want))
+	}
+	// The reader carries the info of the object it read.
+	info, err := b.ObjectInfo(context.Background(), id)
+	if err != nil {
+		t.Fatalf("ObjectInfo(%s): %v", id, err)
+	}
+	if ri := r.Info(); ri.ID != id || ri.Size != info.Size || ri.Checksum != info.Checksum || ri.Tier != info.Tier {
+		t.Fatalf("OpenReader(%s).Info = %+v; want the object's info %+v", id, ri, info)
 	}
 }
 
@@ -774,6 +819,105 @@ func (s *suite) cancelled(t *testing.T) {
 	}
 	_, err = b.OpenWriter(ctx, id, 4, backend.PutOptions{})
 	wantErr(t, "OpenWriter with a cancelled context", err, context.Canceled)
+}
+
+// closedCalls checks that every call on b fails with ErrClosed and names the
+// tier (when tier is given).
+func closedCalls(t *testing.T, when string, b backend.Backend, tier string, id backend.ID) {
+	t.Helper()
+	ctx := context.Background()
+	data := []byte("data")
+	check := func(what string, err error) {
+		t.Helper()
+		wantErr(t, what+" "+when, err, backend.ErrClosed)
+		if tier != "" && !strings.Contains(err.Error(), tier) {
+			t.Errorf("%s %s: %v does not name the tier %s", what, when, err, tier)
+		}
+	}
+	_, err := b.Put(ctx, id, data, backend.PutOptions{})
+	check("Put", err)
+	_, err = b.Get(ctx, id)
+	check("Get", err)
+	_, err = b.ObjectInfo(ctx, id)
+	check("ObjectInfo", err)
+	_, err = b.OpenReader(ctx, id, 0, -1)
+	check("OpenReader", err)
+	_, err = b.OpenWriter(ctx, id, 1, backend.PutOptions{})
+	check("OpenWriter", err)
+	_, err = b.List(ctx, backend.ListOptions{})
+	check("List", err)
+	check("Delete", b.Delete(ctx, id))
+	check("Pin", b.Pin(ctx, id))
+	check("Unpin", b.Unpin(ctx, id))
+	check("Prefetch", b.Prefetch(ctx, id))
+	_, err = b.Stats(ctx)
+	check("Stats", err)
+	check("Teardown", b.Teardown(ctx))
+}
+
+// lifecycle: before Setup and after Teardown every call is ErrClosed, with
+// the tier named; Setup twice is an error; the tier works in between.
+func (s *suite) lifecycle(t *testing.T) {
+	ctx := context.Background()
+	b := s.f.Make(t, 1<<20)
+	id := newID("life")
+	closedCalls(t, "before Setup", b, "", id)
+	if err := b.Setup(ctx); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Teardown(context.Background()) })
+	tier := tierName(t, b)
+	if err := b.Setup(ctx); err == nil {
+		t.Error("a second Setup succeeded")
+	}
+	data := Payload(100, 3)
+	if _, err := b.Put(ctx, id, data, backend.PutOptions{}); err != nil {
+		t.Fatalf("Put after Setup: %v", err)
+	}
+	checkReader(t, b, id, 0, -1, data)
+	if err := b.Delete(ctx, id); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if err := b.Teardown(ctx); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	closedCalls(t, "after Teardown", b, tier, id)
+}
+
+// restart: objects, importance and creation times survive a restart; pins do
+// not (see Factory.Restart).
+func (s *suite) restart(t *testing.T) {
+	ctx := context.Background()
+	b := s.f.New(t, 4<<20)
+	id := newID("restart")
+	data := Payload(100<<10, 11)
+	created := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if _, err := b.Put(ctx, id, data, backend.PutOptions{Importance: 7, Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Pin(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Teardown(ctx); err != nil {
+		t.Fatalf("Teardown: %v", err)
+	}
+	b = s.f.Restart(t, b)
+	t.Cleanup(func() { _ = b.Teardown(context.Background()) })
+	checkGet(t, b, id, data)
+	info, err := b.ObjectInfo(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Importance != 7 || !info.Created.Equal(created) {
+		t.Errorf("after a restart: importance %d, created %v; want 7, %v", info.Importance, info.Created, created)
+	}
+	if info.Pins != 0 {
+		t.Errorf("after a restart: %d pins; pins do not survive a restart", info.Pins)
+	}
+	wantErr(t, "Unpin after a restart", b.Unpin(ctx, id), backend.ErrNotPinned)
+	if err := b.Delete(ctx, id); err != nil {
+		t.Errorf("Delete after a restart (the pin is gone): %v", err)
+	}
 }
 
 func (s *suite) afterTeardown(t *testing.T) {

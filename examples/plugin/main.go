@@ -193,7 +193,7 @@ func (m *mapTier) ObjectInfo(ctx context.Context, id backend.ID) (backend.Object
 	return o.info, nil
 }
 
-func (m *mapTier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (m *mapTier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, err := m.lookup(ctx, "read", id)
@@ -204,7 +204,7 @@ func (m *mapTier) OpenReader(ctx context.Context, id backend.ID, offset, length 
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(o.data[offset : offset+n])), nil
+	return backend.NewReader(io.NopCloser(bytes.NewReader(o.data[offset:offset+n])), o.info), nil
 }
 
 // mapWriter buffers a streamed write; Close publishes it.

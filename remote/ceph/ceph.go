@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -109,7 +108,7 @@ type Tier struct {
 
 	space remoteobj.Space
 
-	idLocks [256]sync.Mutex
+	idLocks remoteobj.IDLocks
 }
 
 // meta is an object's metadata, kept as JSON in the xattr "distore".
@@ -267,7 +266,7 @@ func (t *Tier) begin(ctx context.Context, op string, id backend.ID, checkID bool
 		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
 	}
 	if !t.setUp.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrUnavailable, "Setup has not been called")
+		return backend.Errorf(op, Name, id, backend.ErrClosed, "not set up")
 	}
 	if checkID {
 		if err := backend.CheckID(op, Name, id); err != nil {
@@ -302,13 +301,7 @@ func (t *Tier) wrap(op string, id backend.ID, err error) error {
 	return backend.Errorf(op, Name, id, fmt.Errorf("%w: %w", backend.ErrUnavailable, err), "%s", t.where())
 }
 
-func (t *Tier) lockID(id backend.ID) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &t.idLocks[h.Sum32()%uint32(len(t.idLocks))]
-	m.Lock()
-	return m.Unlock
-}
+func (t *Tier) lockID(id backend.ID) func() { return t.idLocks.Lock(id) }
 
 // stripeName is the RADOS name of stripe n of the write token made.
 func stripeName(id backend.ID, token string, n int64) string {

@@ -63,13 +63,13 @@ func open(t testing.TB, cfg backend.Config) *ceph.Tier {
 			t.Logf("cleanup: %v", err)
 			return
 		}
-		ioctx := c.(*ceph.Tier).IOContext()
-		for _, name := range rawNames(t, c.(*ceph.Tier)) {
+		ioctx := backend.Unwrap(c).(*ceph.Tier).IOContext()
+		for _, name := range rawNames(t, backend.Unwrap(c).(*ceph.Tier)) {
 			_ = ioctx.Delete(name)
 		}
 		_ = c.Teardown(context.Background())
 	})
-	return b.(*ceph.Tier)
+	return backend.Unwrap(b).(*ceph.Tier)
 }
 
 // rawNames lists every RADOS object in the tier's namespace, stripes too.
@@ -85,7 +85,14 @@ func rawNames(t testing.TB, tier *ceph.Tier) []string {
 func TestConformance(t *testing.T) {
 	conf(t)
 	backendtest.Run(t, backendtest.Factory{Unbounded: true,
-		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t)) }})
+		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t)) },
+		Make: func(t testing.TB, _ int64) backend.Backend {
+			b, err := backend.New("ceph", config(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}})
 }
 
 func pattern(n int) []byte {

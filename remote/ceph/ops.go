@@ -32,7 +32,7 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 // OpenReader streams a range, reading only the stripes that hold it, a chunk
 // at a time with reads ahead; a whole-object read is checked against the
 // CRC-32C at its end.
-func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return nil, err
@@ -69,6 +69,9 @@ type reader struct {
 	err    error
 	closed bool
 }
+
+// Info is the object's metadata, from the meta object read at open.
+func (r *reader) Info() backend.ObjectInfo { return r.t.info(r.id, r.m) }
 
 func (r *reader) Read(p []byte) (int, error) {
 	if r.closed {
@@ -199,14 +202,10 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 		return err
 	}
 	defer t.ops.Done()
-	unlock := t.lockID(id)
-	defer unlock()
-	m, err := t.readMeta(op, id)
-	if err != nil {
-		return err
-	}
-	t.space.Pin(id, m.Size)
-	return nil
+	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
+		m, err := t.readMeta(op, id)
+		return m.Size, err
+	})
 }
 
 // Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
@@ -217,15 +216,10 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 		return err
 	}
 	defer t.ops.Done()
-	unlock := t.lockID(id)
-	defer unlock()
-	if t.space.Unpin(id) {
-		return nil
-	}
-	if _, err := t.readMeta(op, id); err != nil {
+	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
+		_, err := t.readMeta(op, id)
 		return err
-	}
-	return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
+	})
 }
 
 // Prefetch checks that the object exists.

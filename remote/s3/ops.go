@@ -182,7 +182,7 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 
 // OpenReader streams a range with a ranged GetObject; a whole-object read is
 // checked against the stored CRC-32C at its end.
-func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return nil, err
@@ -196,7 +196,7 @@ func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int
 		return nil, err
 	}
 	if n == 0 {
-		return io.NopCloser(bytes.NewReader(nil)), nil
+		return backend.NewReader(io.NopCloser(bytes.NewReader(nil)), info), nil
 	}
 	in := &s3.GetObjectInput{Bucket: &t.opts.Bucket, Key: aws.String(t.key(id))}
 	whole := offset == 0 && n == info.Size
@@ -207,7 +207,7 @@ func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int
 	if err != nil {
 		return nil, t.wrap(ctx, op, id, err)
 	}
-	r := &reader{t: t, ctx: ctx, id: id, body: out.Body, left: n}
+	r := &reader{t: t, ctx: ctx, id: id, info: info, body: out.Body, left: n}
 	if whole && hasCRC {
 		r.crc, r.check = info.Checksum, true
 		r.sum = backend.NewChecksum()
@@ -220,6 +220,7 @@ type reader struct {
 	t     *Tier
 	ctx   context.Context
 	id    backend.ID
+	info  backend.ObjectInfo
 	body  io.ReadCloser
 	left  int64
 	check bool
@@ -229,6 +230,9 @@ type reader struct {
 		Sum32() uint32
 	}
 }
+
+// Info is the metadata of the object read, from the HEAD before the GET.
+func (r *reader) Info() backend.ObjectInfo { return r.info }
 
 func (r *reader) Read(p []byte) (int, error) {
 	if r.left <= 0 {
@@ -351,14 +355,10 @@ func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return err
 	}
-	unlock := t.lockID(id)
-	defer unlock()
-	info, _, err := t.head(ctx, op, id)
-	if err != nil {
-		return err
-	}
-	t.space.Pin(id, info.Size)
-	return nil
+	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
+		info, _, err := t.head(ctx, op, id)
+		return info.Size, err
+	})
 }
 
 // Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
@@ -368,15 +368,10 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 	if err := t.begin(ctx, op, id, true); err != nil {
 		return err
 	}
-	unlock := t.lockID(id)
-	defer unlock()
-	if t.space.Unpin(id) {
-		return nil
-	}
-	if _, _, err := t.head(ctx, op, id); err != nil {
+	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
+		_, _, err := t.head(ctx, op, id)
 		return err
-	}
-	return backend.Errorf(op, Name, id, backend.ErrNotPinned, "")
+	})
 }
 
 // Prefetch checks that the object exists: the Remote tier is the slowest

@@ -38,7 +38,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -182,7 +181,7 @@ type Tier struct {
 	space remoteobj.Space
 
 	// idLocks serialise commit, delete and pin of one ID in this process.
-	idLocks [256]sync.Mutex
+	idLocks remoteobj.IDLocks
 
 	// pending are multipart uploads whose abort failed (the endpoint was
 	// down); a background loop retries them.
@@ -376,13 +375,7 @@ func (t *Tier) idOf(key string) (backend.ID, bool) {
 	return backend.ID(rest), true
 }
 
-func (t *Tier) lockID(id backend.ID) func() {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	m := &t.idLocks[h.Sum32()%uint32(len(t.idLocks))]
-	m.Lock()
-	return m.Unlock
-}
+func (t *Tier) lockID(id backend.ID) func() { return t.idLocks.Lock(id) }
 
 // begin checks the tier is open and set up, the ID valid and ctx live.
 func (t *Tier) begin(ctx context.Context, op string, id backend.ID, checkID bool) error {
@@ -390,7 +383,7 @@ func (t *Tier) begin(ctx context.Context, op string, id backend.ID, checkID bool
 		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
 	}
 	if !t.setUp.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrUnavailable, "Setup has not been called")
+		return backend.Errorf(op, Name, id, backend.ErrClosed, "not set up")
 	}
 	if checkID {
 		if err := backend.CheckID(op, Name, id); err != nil {

@@ -65,7 +65,7 @@ func open(t testing.TB, cfg backend.Config) *s3.Tier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tier := b.(*s3.Tier)
+	tier := backend.Unwrap(b).(*s3.Tier)
 	client, prefix := tier.Client(), cfg["prefix"]
 	t.Cleanup(func() { cleanPrefix(t, client, cfg["bucket"], prefix) })
 	return tier
@@ -106,7 +106,14 @@ func TestConformance(t *testing.T) {
 	endpoint(t)
 	// A low threshold: the suite's 64 MiB objects go by multipart upload.
 	backendtest.Run(t, backendtest.Factory{Unbounded: true,
-		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t, "multipart_threshold", "8MiB")) }})
+		New: func(t testing.TB, _ int64) backend.Backend { return open(t, config(t, "multipart_threshold", "8MiB")) },
+		Make: func(t testing.TB, _ int64) backend.Backend {
+			b, err := backend.New("s3", config(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}})
 }
 
 func TestCapacity(t *testing.T) {
