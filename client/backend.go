@@ -127,7 +127,7 @@ func (b *Backend) ObjectInfo(ctx context.Context, id backend.ID) (backend.Object
 }
 
 // OpenReader streams a range; the reader's Info is the object's.
-func (b *Backend) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
+func (b *Backend) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	if err := b.check("open reader", id); err != nil {
 		return nil, err
 	}

@@ -561,6 +561,24 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// ObjectInfo is an index lookup (no tier I/O) that picks the way to read
+	// and sizes the range; the headers sent are those of the read itself
+	// (Get's and OpenReader's Info), so they always describe the bytes sent.
+	// If the object was deleted and put again with another size in between,
+	// the range no longer fits: look again, a bounded number of times.
+	for attempt := 0; ; attempt++ {
+		err := s.getOnce(w, r, id)
+		if !errors.Is(err, errReplaced) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+// errReplaced: the object read is not the one whose size the range was
+// computed from (deleted and put again in between).
+var errReplaced = errors.New("object replaced while reading")
+
+func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) error {
 	ctx := r.Context()
 	info, err := s.b.ObjectInfo(ctx, id)
 	if err != nil {
@@ -572,13 +590,14 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	setInfoHeaders(h, info, n)
+	h.Del("Content-Range") // from an earlier attempt
 	status := http.StatusOK
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, info.Size))
 		status = http.StatusPartialContent
 	}
 	if r.Method == http.MethodHead {
+		setInfoHeaders(h, info, n)
 		w.WriteHeader(status)
 		return nil
 	}
@@ -590,23 +609,26 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer obj.Close()
 		data := obj.Bytes()
-		if int64(len(data)) != info.Size {
-			return fmt.Errorf("server: get %q: object is %d bytes, its info says %d", string(id), len(data), info.Size)
+		if oi := obj.Info(); oi.Size != info.Size || int64(len(data)) != oi.Size {
+			return errReplaced
 		}
-		if oi := obj.Info(); oi != info {
-			// Deleted and put again, as big, since ObjectInfo: the info
-			// must be that of the bytes sent.
-			wire.SetInfo(h, oi)
-		}
+		setInfoHeaders(h, obj.Info(), n)
 		w.WriteHeader(status)
 		_, err = s.writeBody(w, data[off:off+n])
 		return s.afterHeader(r, id, err)
 	}
 	rc, err := s.b.OpenReader(ctx, id, off, n)
 	if err != nil {
+		if errors.Is(err, backend.ErrInvalidArgument) {
+			return errReplaced // shrunk since ObjectInfo: the range is outside it
+		}
 		return err
 	}
 	defer rc.Close()
+	if rc.Info().Size != info.Size {
+		return errReplaced
+	}
+	setInfoHeaders(h, rc.Info(), n)
 	w.WriteHeader(status)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
