@@ -90,6 +90,7 @@ type Server struct {
 	owner string
 	small int64
 	ioTO  time.Duration
+	pins  *pinLeases // pins with a TTL
 }
 
 // New returns a Server over b. The caller keeps ownership of b (sets it up
@@ -113,6 +114,7 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 	if s.ioTO = opts.IOTimeout; s.ioTO <= 0 {
 		s.ioTO = time.Minute
 	}
+	s.pins = newPinLeases(b, s.log)
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -598,7 +600,8 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
-	err := checkQuery(query(r))
+	q := query(r)
+	err := checkQuery(q, "ttl") // ttl: pin only (see pinlease.go)
 	var id backend.ID
 	if err == nil {
 		id, err = pathID(r, r.PathValue("action"))
@@ -607,9 +610,12 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		switch a := r.PathValue("action"); a {
 		case "pin":
-			err = s.b.Pin(ctx, id)
+			var ttl time.Duration
+			if ttl, err = parseTTL(q.Get("ttl")); err == nil {
+				err = s.pins.Pin(ctx, id, ttl)
+			}
 		case "unpin":
-			err = s.b.Unpin(ctx, id)
+			err = s.pins.Unpin(ctx, id)
 		case "prefetch":
 			err = s.b.Prefetch(ctx, id)
 		default:
