@@ -25,7 +25,7 @@ type entry struct {
 	gone     bool // removed from the index
 	deleting bool // a Delete is removing it from its tier
 	pins     int
-	holds    int // local clients reading it in place (Hold): never moved while > 0
+	holds    int    // local clients reading it in place (Hold): never moved while > 0
 	seq      uint64 // last use, a logical clock: LRU order
 	accessed time.Time
 	mv       *move // the move in flight, if any
