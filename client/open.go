@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"distore/backend"
@@ -52,12 +53,14 @@ func (c *Client) GetObject(ctx context.Context, id backend.ID) (backend.Object, 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	info, err := parseInfo(id, resp.Header)
-	if err != nil {
-		return nil, err
+	// A GET carries the size, tier and checksum of the bytes sent (HEAD
+	// carries the rest, which Info returns).
+	info := backend.ObjectInfo{ID: id, Size: resp.ContentLength, Tier: resp.Header.Get(headerTier)}
+	if info.Size < 0 {
+		return nil, fmt.Errorf("distore client: get %q: reply without Content-Length", string(id))
 	}
-	if resp.ContentLength < 0 || resp.ContentLength != info.Size {
-		return nil, fmt.Errorf("distore client: get %q: body of %d bytes for an object of %d", string(id), resp.ContentLength, info.Size)
+	if c, err := strconv.ParseUint(resp.Header.Get(headerChecksum), 16, 32); err == nil {
+		info.Checksum = uint32(c)
 	}
 	data := make([]byte, info.Size)
 	if _, err := io.ReadFull(resp.Body, data); err != nil {
