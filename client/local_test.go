@@ -60,7 +60,7 @@ func TestLocalZeroCopy(t *testing.T) {
 		t.Fatalf("Open(%q) is a %T", socket, lc)
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
-	info, err := hc.Put(ctx, data, client.PutOptions{}) // over HTTP
+	info, err := hc.Put(ctx, data, client.PutOptions{})     // over HTTP
 	if err != nil {
 		t.Fatal(err)
 	}
