@@ -450,6 +450,32 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 			return c.replyInfo(info)
 		}
 		return c.replyOK()
+	case localproto.OpRegisterGroup, localproto.OpSpread:
+		group := d.Str()
+		var id backend.ID
+		if op == localproto.OpSpread {
+			id = backend.ID(d.Str())
+		}
+		if d.Done() != nil {
+			return bad()
+		}
+		g := c.s.groups
+		if g == nil {
+			return c.replyErr(fmt.Errorf("%s: %w: this server has no prefetch groups (it is not in a cluster)",
+				localproto.OpName(op), backend.ErrUnavailable))
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
+		defer cancel()
+		var err error
+		if op == localproto.OpSpread {
+			err = g.Spread(ctx, group, id)
+		} else {
+			err = g.Register(ctx, group)
+		}
+		if err != nil {
+			return c.replyErr(err)
+		}
+		return c.replyOK()
 	case localproto.OpPin, localproto.OpUnpin:
 		id, durable := backend.ID(d.Str()), d.U8() != 0
 		if d.Done() != nil {
@@ -462,6 +488,19 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 	}
 	return c.replyErr(fmt.Errorf("%w: unknown op %d", backend.ErrInvalidArgument, op))
 }
+
+// Groups are the cluster's prefetch groups (put with prefetch_group spreads
+// an object to every node of a group). The cluster code provides them.
+type Groups interface {
+	// Register makes this node a member of group.
+	Register(ctx context.Context, group string) error
+	// Spread starts copying the object to every node of group.
+	Spread(ctx context.Context, group string, id backend.ID) error
+}
+
+// SetGroups gives the server its cluster's prefetch groups, for the local
+// socket's register_group and put(prefetch_group=). Call it before serving.
+func (s *Server) SetGroups(g Groups) { s.groups = g }
 
 // newID generates an object ID as HTTP puts do.
 func (s *Server) newID() backend.ID {

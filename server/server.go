@@ -82,15 +82,16 @@ type Options struct {
 
 // Server serves a backend over HTTP. It is safe for concurrent use.
 type Server struct {
-	b     backend.Backend
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	met   *metrics
-	mux   *http.ServeMux
-	owner string
-	small int64
-	ioTO  time.Duration
-	pins  *pinLeases // pins with a TTL
+	b      backend.Backend
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	met    *metrics
+	mux    *http.ServeMux
+	owner  string
+	small  int64
+	ioTO   time.Duration
+	pins   *pinLeases // pins with a TTL
+	groups Groups     // prefetch groups, when the server is in a cluster (SetGroups)
 }
 
 // New returns a Server over b. The caller keeps ownership of b (sets it up

@@ -57,6 +57,9 @@ const (
 	OpUnpin     byte = 12 // str id, u8 durable -> ReplyOK
 	OpPrefetch  byte = 13 // str id -> ReplyOK
 	OpInfo      byte = 14 // str id -> ReplyInfo
+	// Prefetch groups (the cluster's): ErrUnavailable where the server has none.
+	OpRegisterGroup byte = 15 // str group -> ReplyOK
+	OpSpread        byte = 16 // str group, str id -> ReplyOK: spread the object to the group's nodes
 
 	ReplyOK      byte = 64 // (nothing)
 	ReplyError   byte = 65 // str code, str message, u64 requested, free, capacity, pinned
@@ -74,7 +77,8 @@ const NoOffset = ^uint64(0)
 func OpName(op byte) string {
 	names := map[byte]string{OpHello: "hello", OpMapWrite: "map_write", OpGet: "get", OpRelease: "release",
 		OpCreate: "create", OpWrite: "write", OpSeal: "seal", OpAbort: "abort", OpPutInline: "put",
-		OpDelete: "delete", OpPin: "pin", OpUnpin: "unpin", OpPrefetch: "prefetch", OpInfo: "info"}
+		OpDelete: "delete", OpPin: "pin", OpUnpin: "unpin", OpPrefetch: "prefetch", OpInfo: "info",
+		OpRegisterGroup: "register_group", OpSpread: "spread"}
 	if n, ok := names[op]; ok {
 		return n
 	}
