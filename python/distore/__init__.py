@@ -204,8 +204,8 @@ class Client:
                     self._local.simple("register_group", _local.OP_REGISTER_GROUP, group)
                 else:
                     self._http.register_group(group)
-            except (Unavailable, NotFound, InvalidArgument) as e:
-                if isinstance(e, Unavailable) or e.code in ("no_route", "not_found", "method_not_allowed"):
+            except DistoreError as e:
+                if isinstance(e, Unavailable) or e.code in ("no_route", "method_not_allowed"):
                     raise Unsupported("register_group: this server has no prefetch groups (%s)" % e,
                                       op="register_group") from e
                 raise
