@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,7 +98,14 @@ func mapArena(fd int, size uint64, writable bool) (*localMapping, error) {
 	if writable {
 		prot |= unix.PROT_WRITE
 	}
-	mem, err := unix.Mmap(fd, 0, int(size), prot, unix.MAP_SHARED)
+	flags := unix.MAP_SHARED
+	if writable {
+		// Puts write into fresh places of the arena: fill the page tables
+		// once here rather than take a fault per page of every put (a 64 MiB
+		// put took 16384 faults).
+		flags |= unix.MAP_POPULATE
+	}
+	mem, err := unix.Mmap(fd, 0, int(size), prot, flags)
 	if err != nil {
 		return nil, fmt.Errorf("distore local socket: map the arena (%d bytes): %w", size, err)
 	}
@@ -348,7 +356,7 @@ func (l *Local) Put(ctx context.Context, data []byte, opts PutOptions) (backend.
 			_, _, _ = l.roundTrip("abort", id, false, l.enc.Begin(localproto.OpAbort).U64(h))
 			return backend.ObjectInfo{}, err
 		}
-		_, crc = backend.CopyChecksum(mem[off:off+uint64(len(data))], data)
+		crc = backend.CopyChecksumParallel(mem[off:off+uint64(len(data))], data, copyThreads())
 	}
 	if opts.Checksum != 0 && opts.Checksum != crc {
 		_, _, _ = l.roundTrip("abort", id, false, l.enc.Begin(localproto.OpAbort).U64(h))
@@ -439,3 +447,6 @@ func (l *Local) Unpin(ctx context.Context, id backend.ID) error {
 	}
 	return nil
 }
+
+// copyThreads is how many goroutines copy a large put into the mapping.
+func copyThreads() int { return max(1, min(runtime.GOMAXPROCS(0), 4)) }

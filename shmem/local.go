@@ -3,7 +3,6 @@ package shmem
 import (
 	"fmt"
 	"os"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -97,33 +96,5 @@ func (w *writer) ExpectChecksum(crc uint32) {
 	w.opts.Checksum = crc
 }
 
-// checksumParallel returns the CRC-32C of b, splitting a large b among up to
-// threads goroutines and combining their parts.
-func checksumParallel(b []byte, threads int) uint32 {
-	n := len(b)
-	k := min(threads, n/parallelChunk)
-	if n < parallelMin || k < 2 {
-		return backend.Checksum(b)
-	}
-	part := (n/k + 4095) &^ 4095
-	crcs := make([]uint32, k)
-	var wg sync.WaitGroup
-	for i := 1; i < k; i++ {
-		lo, hi := i*part, min((i+1)*part, n)
-		if i == k-1 {
-			hi = n
-		}
-		wg.Go(func() { crcs[i] = backend.Checksum(b[lo:hi]) })
-	}
-	crcs[0] = backend.Checksum(b[:part])
-	wg.Wait()
-	crc := crcs[0]
-	for i := 1; i < k; i++ {
-		lo, hi := i*part, min((i+1)*part, n)
-		if i == k-1 {
-			hi = n
-		}
-		crc = backend.CombineChecksum(crc, crcs[i], int64(hi-lo))
-	}
-	return crc
-}
+// checksumParallel returns the CRC-32C of b, on up to threads goroutines.
+func checksumParallel(b []byte, threads int) uint32 { return backend.ChecksumParallel(b, threads) }
