@@ -40,6 +40,28 @@ type Local struct {
 	rw   *localMapping // writable mapping, for puts; made on the first put
 	pins map[backend.ID]int
 	dead error // set when the connection broke: every later call fails with it
+	dl   bool  // a deadline is set on conn
+}
+
+// begin applies ctx to the call about to start: its error if it is done,
+// its deadline on the connection (a call past it breaks the connection, whose
+// replies would come out of turn). The caller holds l.mu.
+func (l *Local) begin(ctx context.Context, op string, id backend.ID) error {
+	if err := ctx.Err(); err != nil {
+		return backend.Errorf(op, "local", id, err, "")
+	}
+	if l.dead != nil {
+		return l.dead
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		l.dl = true
+		return l.conn.SetDeadline(dl)
+	}
+	if l.dl {
+		l.dl = false
+		return l.conn.SetDeadline(time.Time{})
+	}
+	return nil
 }
 
 // localMapping is a mapping of the arena, unmapped when the Local and every
@@ -231,6 +253,9 @@ func (l *Local) GetObject(ctx context.Context, id backend.ID) (backend.Object, e
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.begin(ctx, "get", id); err != nil {
+		return nil, err
+	}
 	d, _, err := l.roundTrip("get", id, false, l.enc.Begin(localproto.OpGet).Str(string(id)))
 	if err != nil {
 		return nil, err
@@ -307,6 +332,9 @@ func (l *Local) Put(ctx context.Context, data []byte, opts PutOptions) (backend.
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.begin(ctx, "put", opts.ID); err != nil {
+		return backend.ObjectInfo{}, err
+	}
 	if len(data) <= localproto.MaxInline {
 		crc := opts.Checksum
 		if crc == 0 {
@@ -382,13 +410,19 @@ func (l *Local) info(op string, d *localproto.Decoder, err error) (backend.Objec
 func (l *Local) Info(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.begin(ctx, "info", id); err != nil {
+		return backend.ObjectInfo{}, err
+	}
 	d, _, err := l.roundTrip("info", id, false, l.enc.Begin(localproto.OpInfo).Str(string(id)))
 	return l.info("info", d, err)
 }
 
-func (l *Local) simple(op string, code byte, id backend.ID, extra ...byte) error {
+func (l *Local) simple(ctx context.Context, op string, code byte, id backend.ID, extra ...byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.begin(ctx, op, id); err != nil {
+		return err
+	}
 	e := l.enc.Begin(code).Str(string(id))
 	for _, b := range extra {
 		e.U8(b)
@@ -399,19 +433,19 @@ func (l *Local) simple(op string, code byte, id backend.ID, extra ...byte) error
 
 // Delete removes the object. Objects open meanwhile keep their bytes.
 func (l *Local) Delete(ctx context.Context, id backend.ID) error {
-	return l.simple("delete", localproto.OpDelete, id)
+	return l.simple(ctx, "delete", localproto.OpDelete, id)
 }
 
 // Prefetch brings the object into the fastest tier.
 func (l *Local) Prefetch(ctx context.Context, id backend.ID) error {
-	return l.simple("prefetch", localproto.OpPrefetch, id)
+	return l.simple(ctx, "prefetch", localproto.OpPrefetch, id)
 }
 
 // Pin pins the object for as long as this connection lives: the server takes
 // the pin away when the Local is closed or its process dies. PinDurable makes
 // a pin that outlives it.
 func (l *Local) Pin(ctx context.Context, id backend.ID) error {
-	if err := l.simple("pin", localproto.OpPin, id, 0); err != nil {
+	if err := l.simple(ctx, "pin", localproto.OpPin, id, 0); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -422,7 +456,7 @@ func (l *Local) Pin(ctx context.Context, id backend.ID) error {
 
 // PinDurable pins the object until an Unpin, whatever becomes of this client.
 func (l *Local) PinDurable(ctx context.Context, id backend.ID) error {
-	return l.simple("pin", localproto.OpPin, id, 1)
+	return l.simple(ctx, "pin", localproto.OpPin, id, 1)
 }
 
 // Unpin takes a pin away: one this connection made if it has any, else a
@@ -435,7 +469,7 @@ func (l *Local) Unpin(ctx context.Context, id backend.ID) error {
 	if own {
 		durable = 0
 	}
-	if err := l.simple("unpin", localproto.OpUnpin, id, durable); err != nil {
+	if err := l.simple(ctx, "unpin", localproto.OpUnpin, id, durable); err != nil {
 		return err
 	}
 	if own {
