@@ -102,6 +102,8 @@ type Server struct {
 	tokens      []authToken // nil: no authentication
 	metricsAuth bool
 	tls         *tls.Config
+	pins        *pinLeases // pins with a TTL
+	groups      Groups     // prefetch groups, when the server is in a cluster (SetGroups)
 }
 
 // New returns a Server over b. The caller keeps ownership of b (sets it up
@@ -147,6 +149,7 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 		}
 		s.tokens = hashTokens(opts.Tokens)
 	}
+	s.pins = newPinLeases(b, s.log)
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -696,7 +699,8 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
-	err := checkQuery(query(r))
+	q := query(r)
+	err := checkQuery(q, "ttl") // ttl: pin only (see pinlease.go)
 	var id backend.ID
 	if err == nil {
 		id, err = pathID(r, r.PathValue("action"))
@@ -705,9 +709,12 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		switch a := r.PathValue("action"); a {
 		case "pin":
-			err = s.b.Pin(ctx, id)
+			var ttl time.Duration
+			if ttl, err = parseTTL(q.Get("ttl")); err == nil {
+				err = s.pins.Pin(ctx, id, ttl)
+			}
 		case "unpin":
-			err = s.b.Unpin(ctx, id)
+			err = s.pins.Unpin(ctx, id)
 		case "prefetch":
 			err = s.b.Prefetch(ctx, id)
 		default:

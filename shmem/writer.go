@@ -3,6 +3,7 @@ package shmem
 import (
 	"context"
 	"sync"
+	"unsafe"
 
 	"distore/backend"
 )
@@ -81,7 +82,11 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, w.err
 	}
 	d := w.dst[w.n : w.n+int64(len(p))]
-	if len(p) >= parallelMin {
+	if len(p) > 0 && unsafe.SliceData(p) == unsafe.SliceData(d) {
+		// The bytes are in place already (a local client wrote them into the
+		// shared mapping, see PendingRegion): checksum them, copy nothing.
+		w.crc = backend.CombineChecksum(w.crc, checksumParallel(d, w.s.threads), int64(len(p)))
+	} else if len(p) >= parallelMin {
 		w.crc = backend.CombineChecksum(w.crc, copyChecksum(d, p, w.s.threads), int64(len(p)))
 	} else {
 		// Blocks small enough that the checksum reads what the copy just cached.

@@ -25,6 +25,7 @@ type entry struct {
 	gone     bool // removed from the index
 	deleting bool // a Delete is removing it from its tier
 	pins     int
+	holds    int    // local clients reading it in place (Hold): never moved while > 0
 	seq      uint64 // last use, a logical clock: LRU order
 	accessed time.Time
 	mv       *move // the move in flight, if any
@@ -42,7 +43,7 @@ type move struct {
 
 // spillable reports whether the mover may pick e as a victim.
 func (e *entry) spillable() bool {
-	return !e.pending && !e.gone && !e.deleting && e.pins == 0 && e.mv == nil
+	return !e.pending && !e.gone && !e.deleting && e.pins == 0 && e.holds == 0 && e.mv == nil
 }
 
 // tierState is the stack's view of one tier, kept from the index (no I/O).

@@ -237,7 +237,7 @@ func (s *Stack) runMove(e *entry, mv *move) error {
 	defer close(mv.done)
 	s.mu.Lock()
 	dst.reserved -= mv.size
-	if err == nil && (e.gone || mv.ctx.Err() != nil || (!mv.promote && e.pins > 0)) {
+	if err == nil && (e.gone || mv.ctx.Err() != nil || (!mv.promote && e.pins > 0) || e.holds > 0) {
 		err = errUndone
 	}
 	pins := e.pins
@@ -404,7 +404,7 @@ func (s *Stack) promote(ctx context.Context, e *entry, from int) (done bool, err
 		return false, backend.Errorf("prefetch", s.name, e.id, err, "waiting for a move slot")
 	}
 	s.mu.Lock()
-	if s.closed || e.gone || e.deleting || e.mv != nil || e.tier != from {
+	if s.closed || e.gone || e.deleting || e.mv != nil || e.tier != from || e.holds > 0 {
 		s.tiers[j].reserved -= size
 		s.notifyLocked()
 		closed := s.closedErr("prefetch", e.id)
@@ -434,7 +434,7 @@ func (s *Stack) promote(ctx context.Context, e *entry, from int) (done bool, err
 func (s *Stack) promoteAsync(e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || e.gone || e.pending || e.deleting || e.mv != nil || e.tier <= 0 {
+	if s.closed || e.gone || e.pending || e.deleting || e.mv != nil || e.tier <= 0 || e.holds > 0 {
 		return
 	}
 	size, imp := e.info.Size, e.info.Importance

@@ -89,6 +89,11 @@ type Config struct {
 	IOTimeout time.Duration `yaml:"io_timeout"`
 	// Owner, when set, names this node in generated IDs ("owner.random").
 	Owner string `yaml:"owner"`
+	// Socket is the local socket's path (docs/local.md); "" means
+	// DATA_DIR/distore.sock, "none" no socket. SocketGroup, when set, may
+	// connect too (mode 0660 instead of 0600).
+	Socket      string `yaml:"socket"`
+	SocketGroup string `yaml:"socket_group"`
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -161,6 +166,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may run at shutdown")
 	fs.DurationVar(&f.IOTimeout, "io-timeout", cfg.IOTimeout, "how long a body may stall before the request is abandoned")
 	fs.StringVar(&f.Owner, "owner", "", "node name put in generated IDs (owner.random)")
+	fs.StringVar(&f.Socket, "socket", "", "local socket path (default DATA_DIR/distore.sock; none: no socket)")
+	fs.StringVar(&f.SocketGroup, "socket-group", "", "group that may use the local socket (default: the owner only)")
 	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	addSecurityFlags(fs, &f.Security)
@@ -194,6 +201,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	over("max-concurrent-moves", func() { cfg.MaxConcurrentMoves = f.MaxConcurrentMoves })
 	over("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
 	over("owner", func() { cfg.Owner = f.Owner })
+	over("socket", func() { cfg.Socket = f.Socket })
+	over("socket-group", func() { cfg.SocketGroup = f.SocketGroup })
 	over("io-timeout", func() { cfg.IOTimeout = f.IOTimeout })
 	over("log-level", func() { cfg.LogLevel = f.LogLevel })
 	over("log-format", func() { cfg.LogFormat = f.LogFormat })
@@ -351,7 +360,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if opts.Tokens == nil && !server.Loopback(addr) {
 		log.Warn("listening beyond loopback with --insecure: anyone who can connect may read and write", "addr", addr)
 	}
+	lctx, stopLocal := context.WithCancel(ctx)
+	waitLocal, err := startLocal(lctx, srv, cfg, log)
+	if err != nil {
+		stopLocal()
+		ln.Close()
+		return err
+	}
 	err = srv.Serve(ctx, ln, cfg.ShutdownTimeout)
+	stopLocal()
+	waitLocal()
 	log.Info("stopped serving", "err", err)
 	return err
 }

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"distore/backend"
+	"distore/client"
+	"distore/server"
+	"distore/spill"
+)
+
+func init() {
+	register("local", "the local socket (zero-copy, Go and Python) vs HTTP loopback, copy(), Redis (redis-benchmark -c 1) and multiprocessing.shared_memory", runLocalBench)
+}
+
+// localTime bounds each latency measurement.
+const localTime = 300 * time.Millisecond
+
+// perOp runs f until d passes (at least min times) and returns the time per call.
+func perOp(d time.Duration, min int, f func() error) (time.Duration, error) {
+	start := time.Now()
+	n := 0
+	for ; n < min || time.Since(start) < d; n++ {
+		if err := f(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start) / time.Duration(n), nil
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+func runLocalBench(ctx context.Context, r *report) error {
+	st, err := spill.Open(ctx, spill.Options{Tiers: []spill.TierSpec{{Name: "memory",
+		Config: backend.Config{"capacity": "512MiB"}}}})
+	if err != nil {
+		return err
+	}
+	defer st.Teardown(context.WithoutCancel(ctx))
+	srv, err := server.New(st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	url, stopHTTP, err := srvServe(ctx, srv)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	dir, err := os.MkdirTemp("", "distore-bench-local-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "distore.sock")
+	ln, err := server.ListenLocal(sock, "")
+	if err != nil {
+		return err
+	}
+	lctx, stopLocal := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = srv.ServeLocal(lctx, ln); close(done) }()
+	defer func() { stopLocal(); <-done }()
+
+	lc, err := client.DialLocal(ctx, sock)
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+	hc, err := client.New(url)
+	if err != nil {
+		return err
+	}
+	defer hc.Close()
+
+	sizes := []int{4 << 10, 64 << 20}
+	for _, n := range sizes {
+		if _, err := st.Put(ctx, backend.ID("get"+strconv.Itoa(n)), make([]byte, n), backend.PutOptions{}); err != nil {
+			return err
+		}
+	}
+	// Python's figures, measured by a script on the same server.
+	py, pyErr := runPythonLocalBench(ctx, sock, url)
+
+	r.table("get latency", "size", "Go local µs", "Go HTTP µs", "HTTP/local", "Python local µs", "Python HTTP µs", "target")
+	for _, n := range sizes {
+		id := backend.ID("get" + strconv.Itoa(n))
+		local, err := perOp(localTime, 100, func() error {
+			o, err := lc.GetObject(ctx, id)
+			if err == nil {
+				_ = o.Bytes()[len(o.Bytes())-1] // touch it: the mapping is there
+				o.Close()
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, n)
+		remote, err := perOp(localTime, 3, func() error { _, err := hc.GetInto(ctx, id, buf); return err })
+		if err != nil {
+			return err
+		}
+		r.row("get", backend.FormatBytes(int64(n)), us(local), us(remote), ratio(float64(remote), float64(local)),
+			py.get(n, "local"), py.get(n, "http"), "Go < 5 µs, Python < 20 µs")
+	}
+
+	// A 64 MiB put: into the mapping (one copy plus the seal's checksum) vs copy().
+	const big = 64 << 20
+	src := make([]byte, big)
+	for i := range src {
+		src[i] = byte(i * 7)
+	}
+	dst := make([]byte, big)
+	copy(dst, src)
+	cp, _ := bestOf(5, func() error { copy(dst, src); return nil })
+	k := 0
+	put, err := bestOf(5, func() error {
+		k++
+		info, err := lc.Put(ctx, src, client.PutOptions{ID: backend.ID("put" + strconv.Itoa(k))})
+		if err == nil {
+			err = lc.Delete(ctx, info.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.table("put 64 MiB", "copy() GB/s", "Go local put GB/s", "put/copy", "target")
+	r.row("put", gbps(big, cp), gbps(big, put), ratio(float64(cp), float64(put)), ">= 0.7")
+
+	// Python put+get of 4 KiB against Redis (its own benchmark tool, one
+	// client) and multiprocessing.shared_memory.
+	redisPair, redisErr := redisPairRate(ctx)
+	r.table("4 KiB put+get pairs/s", "Python local", "redis-benchmark -c 1", "local/Redis", "shared_memory", "target")
+	r.row("pairs", py.Pair, redisPair, ratio(py.Pair, redisPair), py.ShmPair, "local/Redis >= 2")
+	if pyErr != nil {
+		r.note("python: %v", pyErr)
+	}
+	if redisErr != nil {
+		r.note("redis: %v", redisErr)
+	}
+	return nil
+}
+
+// bestOf runs f n times and returns the fastest run.
+func bestOf(n int, f func() error) (time.Duration, error) {
+	best := time.Duration(1 << 62)
+	for range n {
+		start := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		best = min(best, time.Since(start))
+	}
+	return best, nil
+}
+
+// pyResults are the Python script's figures (µs per get, pairs/s).
+type pyResults struct {
+	Get     map[string]float64 `json:"get"` // "local 4096" -> µs
+	Pair    float64            `json:"pair"`
+	ShmPair float64            `json:"shm_pair"`
+}
+
+func (p pyResults) get(n int, way string) any {
+	if v, ok := p.Get[fmt.Sprintf("%s %d", way, n)]; ok {
+		return v
+	}
+	return "-"
+}
+
+// pyBench measures from Python: get latency of the objects "get<size>"
+// through the local socket and HTTP, 4 KiB put+get pairs through the local
+// socket, and the same bytes written to and read from a
+// multiprocessing.shared_memory block.
+const pyBench = `
+import json, sys, time
+from multiprocessing import shared_memory
+import distore
+sock, url, budget = sys.argv[1], sys.argv[2], 0.3
+def per_op(f, least=50):
+    n, t0 = 0, time.perf_counter()
+    while n < least or time.perf_counter() - t0 < budget:
+        f(); n += 1
+    return (time.perf_counter() - t0) / n
+out = {"get": {}}
+with distore.Client(sock) as lc, distore.Client(url) as hc:
+    for n in (4096, 64 << 20):
+        oid = "get%d" % n
+        def local_get():
+            v = lc.get(oid); v[-1]; lc.release(oid)
+        out["get"]["local %d" % n] = per_op(local_get) * 1e6
+        out["get"]["http %d" % n] = per_op(lambda: hc.get(oid), 3) * 1e6
+    data = b"x" * 4096
+    i = [0]
+    def pair():
+        i[0] += 1
+        oid = "pair%d" % i[0]
+        lc.put(data, object_id=oid); v = lc.get(oid); v[-1]; lc.release(oid)
+    out["pair"] = 1 / per_op(pair)
+    shm = shared_memory.SharedMemory(create=True, size=4096)
+    try:
+        def shm_pair():
+            shm.buf[:4096] = data; v = shm.buf[:4096]; v[-1]; v.release()
+        out["shm_pair"] = 1 / per_op(shm_pair)
+    finally:
+        shm.close(); shm.unlink()
+print(json.dumps(out))
+`
+
+func runPythonLocalBench(ctx context.Context, sock, url string) (pyResults, error) {
+	var res pyResults
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		return res, fmt.Errorf("python3 not found")
+	}
+	pkg, _ := filepath.Abs("python")
+	if _, err := os.Stat(filepath.Join(pkg, "distore")); err != nil {
+		return res, fmt.Errorf("run from the repository root (python/distore not found)")
+	}
+	cmd := exec.CommandContext(ctx, py, "-c", pyBench, sock, url)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+pkg)
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return res, fmt.Errorf("%v: %s", err, ee.Stderr)
+		}
+		return res, err
+	}
+	err = json.Unmarshal(out, &res)
+	return res, err
+}
+
+// redisPairRate runs redis-benchmark -c 1 SET and GET of 4 KiB values on a
+// fresh redis-server and returns the SET+GET pairs per second.
+func redisPairRate(ctx context.Context) (float64, error) {
+	addr, pid, stop, err := startRedis(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	set, _, err := redisBenchmark(ctx, addr, pid, "set", 4<<10, 1)
+	if err != nil {
+		return 0, err
+	}
+	get, _, err := redisBenchmark(ctx, addr, pid, "get", 4<<10, 1)
+	if err != nil {
+		return 0, err
+	}
+	return 1 / (1/set + 1/get), nil
+}

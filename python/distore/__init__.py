@@ -1,0 +1,225 @@
+"""distore's Python client, with DI-store's API.
+
+    import distore
+    with distore.Client("unix:///var/lib/distore/distore.sock") as c:
+        ref = c.put(b"...", importance=5)
+        view = c.get(ref)   # a memoryview over the server's shared memory: no copy
+
+On the local socket a get is zero-copy: the memoryview aliases the server's
+memory arena, mapped read-only, and the object is neither freed nor moved
+until the reference is released (release(), the context manager's exit,
+close(), or the process's end). Over HTTP (a remote server) get returns a
+memoryview over a copy. Standard library only; Python 3.9+.
+"""
+
+import os
+import threading
+
+from . import _http, _local
+from .errors import (Closed, Corrupt, DistoreError, Exists, Full, InvalidArgument, InvalidID, NotFound,
+                     NotPinned, Pinned, ProtocolError, Timeout, TooLarge, Unavailable, Unsupported)
+
+__all__ = ["Client", "ObjectRef", "Info", "DistoreError", "NotFound", "Exists", "Full", "TooLarge", "Pinned",
+           "NotPinned", "InvalidID", "InvalidArgument", "Corrupt", "Unavailable", "Unsupported", "Closed",
+           "Timeout", "ProtocolError"]
+
+Info = _local.Info
+
+
+class ObjectRef(str):
+    """A reference to an object: its ID (a str), with the info the put returned."""
+
+    info = None
+
+    @property
+    def object_id(self):
+        return str(self)
+
+
+def _ref(info):
+    r = ObjectRef(info["id"])
+    r.info = info
+    return r
+
+
+def _ids(refs):
+    if isinstance(refs, (str, bytes)):
+        return [refs.decode() if isinstance(refs, bytes) else str(refs)]
+    return [str(r) for r in refs]
+
+
+class Client:
+    """A client of one distore server.
+
+    address: "unix:///path/distore.sock" or a socket path (the local socket:
+    zero-copy), or "http://host:port" (a remote server). Default: the
+    DISTORE_ADDRESS environment variable.
+    """
+
+    def __init__(self, address=None, timeout=60.0, token=None):
+        address = address or os.environ.get("DISTORE_ADDRESS")
+        if not address:
+            raise InvalidArgument("no address: pass unix:///path/distore.sock or http://host:port, or set DISTORE_ADDRESS")
+        self.address = address
+        self._lock = threading.Lock()
+        self._held = {}  # object ID -> [server references]
+        self._pins = {}  # object ID -> pins this connection made (not durable)
+        self._local = self._http = None
+        if address.startswith("unix://") or address.startswith("/") or address.endswith(".sock"):
+            self._local = _local.LocalConn(address[len("unix://"):] if address.startswith("unix://") else address, timeout)
+        else:
+            self._http = _http.HTTPConn(address, timeout, token or os.environ.get("DISTORE_TOKEN"))
+
+    @property
+    def is_local(self):
+        """True when gets are zero-copy (the local socket)."""
+        return self._local is not None
+
+    # -- context manager: releases every reference, closes the connection
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Release every reference and close the connection (the server
+        releases what it held, and the pins this client made, on its own)."""
+        with self._lock:
+            self._held.clear()
+            if self._local is not None:
+                self._local.close()
+            if self._http is not None:
+                self._http.close()
+
+    # -- DI-store's calls
+
+    def put(self, data, object_id=None, importance=0, prefetch_group=None):
+        """Store data (bytes, bytearray, memoryview, a numpy array: anything
+        with the buffer protocol) and return its ObjectRef. prefetch_group
+        spreads it to every node of that group (cluster servers only)."""
+        with self._lock:
+            if self._local is not None:
+                info = self._local.put(data, object_id or "", int(importance))
+                if prefetch_group:
+                    self._spread(prefetch_group, info["id"])
+            else:
+                try:
+                    info = self._http.put(memoryview(data).cast("B"), object_id, int(importance), prefetch_group)
+                except InvalidArgument as e:
+                    if prefetch_group and "prefetch_group" in str(e):
+                        raise Unsupported("put: prefetch_group %r: this server has no prefetch groups (%s)"
+                                          % (prefetch_group, e), op="put", object_id=object_id) from e
+                    raise
+        return _ref(info)
+
+    def get(self, ref):
+        """Return the object's bytes as a read-only memoryview.
+
+        Local socket: zero-copy, valid until the reference is released
+        (release(ref), the with block's end, close()). HTTP: a copy."""
+        oid = str(ref)
+        with self._lock:
+            if self._local is None:
+                return memoryview(self._http.get(oid)).toreadonly()
+            sref, view, _ = self._local.get(oid)
+            self._held.setdefault(oid, []).append(sref)
+        return view
+
+    def get_bytes(self, ref):
+        """Return a copy of the object's bytes, holding nothing."""
+        oid = str(ref)
+        with self._lock:
+            if self._local is None:
+                return self._http.get(oid)
+            sref, view, _ = self._local.get(oid)
+            try:
+                return bytes(view)
+            finally:
+                view.release()
+                self._local.release(sref)
+
+    def release(self, ref=None):
+        """Release the references get took on ref (all objects if None). The
+        memoryviews of those gets must not be used afterwards: the server may
+        then free or move the bytes."""
+        with self._lock:
+            if self._local is None:
+                return
+            ids = list(self._held) if ref is None else _ids(ref)
+            for oid in ids:
+                for sref in self._held.pop(oid, ()):
+                    self._local.release(sref)
+
+    def delete(self, refs):
+        """Delete one object or a list of them. Objects read in place keep
+        their bytes until released."""
+        with self._lock:
+            for oid in _ids(refs):
+                if self._local is not None:
+                    self._local.simple("delete", _local.OP_DELETE, oid)
+                else:
+                    self._http.delete(oid)
+
+    def pin(self, refs, durable=False, ttl=None):
+        """Pin objects: never spilled nor deleted. Over the local socket a pin
+        belongs to this connection (taken away when it closes) unless
+        durable. Over HTTP pins are durable; ttl ("30s") ends one by itself."""
+        with self._lock:
+            for oid in _ids(refs):
+                if self._local is not None:
+                    self._local.simple("pin", _local.OP_PIN, oid, 1 if durable else 0)
+                    if not durable:
+                        self._pins[oid] = self._pins.get(oid, 0) + 1
+                else:
+                    self._http.action("pin", oid, {"ttl": ttl} if ttl else None)
+
+    def unpin(self, refs):
+        """Take a pin away: one this connection made if any, else a durable one."""
+        with self._lock:
+            for oid in _ids(refs):
+                if self._local is not None:
+                    own = self._pins.get(oid, 0) > 0
+                    self._local.simple("unpin", _local.OP_UNPIN, oid, 0 if own else 1)
+                    if own:
+                        self._pins[oid] -= 1
+                else:
+                    self._http.action("unpin", oid)
+
+    def prefetch(self, refs):
+        """Bring objects into the server's fastest tier (from a peer, in a cluster)."""
+        with self._lock:
+            for oid in _ids(refs):
+                if self._local is not None:
+                    self._local.simple("prefetch", _local.OP_PREFETCH, oid)
+                else:
+                    self._http.action("prefetch", oid)
+
+    def register_group(self, group):
+        """Make this node a member of prefetch group `group` (cluster servers)."""
+        with self._lock:
+            try:
+                if self._local is not None:
+                    self._local.simple("register_group", _local.OP_REGISTER_GROUP, group)
+                else:
+                    self._http.register_group(group)
+            except DistoreError as e:
+                if isinstance(e, Unavailable) or e.code in ("no_route", "method_not_allowed"):
+                    raise Unsupported("register_group: this server has no prefetch groups (%s)" % e,
+                                      op="register_group") from e
+                raise
+
+    def info(self, ref):
+        """Return the object's metadata (an Info dict)."""
+        with self._lock:
+            if self._local is not None:
+                return self._local.info(str(ref))
+            return self._http.info(str(ref))
+
+    def _spread(self, group, oid):
+        try:
+            self._local._call("put", _local.OP_SPREAD, _local._str(group) + _local._str(oid), object_id=oid)
+        except Unavailable as e:
+            raise Unsupported("put %s: prefetch_group %r: this server has no prefetch groups (%s); the object is stored"
+                              % (oid, group, e), op="put", object_id=oid) from e

@@ -1,0 +1,90 @@
+"""The HTTP API (docs/http-api.md) through http.client, for remote servers."""
+
+import http.client
+import json
+import urllib.parse
+
+from . import errors
+from ._local import Info
+
+
+class HTTPConn:
+    def __init__(self, url, timeout=60.0, token=None):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("http", "https"):
+            raise errors.InvalidArgument("address %r: want unix:///path, a socket path or http://host:port" % url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        self.conn = cls(u.hostname, u.port, timeout=timeout)
+        self.base = u.path.rstrip("/")
+        self.headers = {"Authorization": "Bearer " + token} if token else {}
+
+    def close(self):
+        self.conn.close()
+
+    def request(self, op, method, path, body=None, query=None, object_id=None, ok=(200, 201, 204)):
+        url = self.base + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        try:
+            self.conn.request(method, url, body=body, headers=headers)
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.conn.close()
+            raise errors.Unavailable("distore %s %s: %s" % (method, url, e), op=op, object_id=object_id) from e
+        if resp.status not in ok:
+            raise _http_error(op, object_id, resp, data)
+        return resp, data
+
+    def put(self, data, oid, importance, prefetch_group=None):
+        q = {"importance": str(importance)} if importance else {}
+        if prefetch_group:
+            q["prefetch_group"] = prefetch_group
+        body = bytes(data)
+        if oid:
+            _, out = self.request("put", "PUT", "/v1/objects/" + _quote(oid), body, q, oid)
+        else:
+            _, out = self.request("put", "POST", "/v1/objects", body, q)
+        return Info(json.loads(out))
+
+    def get(self, oid):
+        resp, data = self.request("get", "GET", "/v1/objects/" + _quote(oid), object_id=oid, ok=(200,))
+        return data
+
+    def action(self, op, oid, query=None):
+        self.request(op, "POST", "/v1/objects/%s/%s" % (_quote(oid), op), b"", query, oid)
+
+    def delete(self, oid):
+        self.request("delete", "DELETE", "/v1/objects/" + _quote(oid), object_id=oid)
+
+    def info(self, oid):
+        resp, _ = self.request("info", "HEAD", "/v1/objects/" + _quote(oid), object_id=oid, ok=(200,))
+        h = resp.headers
+        return Info(id=h.get("X-Distore-Id", oid), size=int(h.get("X-Distore-Size", "0")), tier=h.get("X-Distore-Tier", ""),
+                    importance=int(h.get("X-Distore-Importance", "0")), pins=int(h.get("X-Distore-Pins", "0")),
+                    checksum=int(h.get("X-Distore-Checksum", "0") or "0", 16))
+
+    def register_group(self, group):
+        self.request("register_group", "POST", "/v1/groups/" + _quote(group), b"")
+
+
+def _quote(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def _http_error(op, oid, resp, data):
+    code = resp.headers.get("X-Distore-Error-Code", "")
+    msg = resp.headers.get("X-Distore-Error-Message", "") or "HTTP %d" % resp.status
+    sizes = {}
+    try:
+        body = json.loads(data)
+        code, msg = body.get("code", code), body.get("message", msg)
+        sizes = {k: body.get(k, 0) for k in ("requested", "free", "capacity", "pinned")}
+    except ValueError:
+        pass
+    if not code:
+        code = "not_found" if resp.status == 404 else "internal"
+    return errors.from_code(code, msg, op, oid, **sizes)
