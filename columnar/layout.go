@@ -81,6 +81,9 @@ func footerBlocks(footer []byte, size int64) (dicts, batches []block, err error)
 			dicts, batches, err = nil, nil, fmt.Errorf("footer does not decode: %v", p)
 		}
 	}()
+	if err := checkFooterVectors(footer); err != nil {
+		return nil, nil, err
+	}
 	limit := size - int64(len(footer)) - trailerLen
 	fb := arrowfb.GetRootAsFooter(footer, 0)
 	read := func(n int, at func(*arrowfb.Block, int) bool, what string) ([]block, error) {
@@ -121,8 +124,11 @@ func openFileReader(data []byte) (fr *ipc.FileReader, err error) {
 	return ipc.NewMappedFileReader(data)
 }
 
-// recordAt loads batch i, turning panics into errors.
-func recordAt(fr *ipc.FileReader, i int) (rec arrow.RecordBatch, err error) {
+// recordAt loads batch i (block b of data), turning panics into errors.
+func recordAt(fr *ipc.FileReader, data []byte, b block, i int) (rec arrow.RecordBatch, err error) {
+	if err := checkMessageVectors(data[b.offset : b.offset+b.meta]); err != nil {
+		return nil, fmt.Errorf("record batch %d: %w", i, err)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			rec, err = nil, fmt.Errorf("arrow/ipc: record batch %d: %v", i, p)
@@ -303,4 +309,84 @@ func (h have) missing(r byteRange) []byteRange {
 		out = append(out, byteRange{at, r.end() - at})
 	}
 	return out
+}
+
+// maxNesting bounds the depth of nested fields checked (arrow-go's own limit).
+const maxNesting = 64
+
+// checkFooterVectors rejects a footer whose schema claims more fields,
+// children or metadata entries than its bytes can hold: arrow-go allocates
+// by those counts before reading the entries, so a damaged count would ask
+// for gigabytes.
+func checkFooterVectors(footer []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("footer does not decode: %v", p)
+		}
+	}()
+	limit := len(footer) / 4 // each entry is at least a 4-byte offset
+	fb := arrowfb.GetRootAsFooter(footer, 0)
+	if n := fb.CustomMetadataLength(); n > limit {
+		return fmt.Errorf("footer claims %d metadata entries in %d bytes", n, len(footer))
+	}
+	s := fb.Schema(nil)
+	if s == nil {
+		return errors.New("footer has no schema")
+	}
+	if s.FieldsLength() > limit || s.CustomMetadataLength() > limit || s.FeaturesLength() > limit {
+		return fmt.Errorf("footer schema claims %d fields, %d metadata entries in %d bytes",
+			s.FieldsLength(), s.CustomMetadataLength(), len(footer))
+	}
+	budget := limit // fields visited in all
+	var walk func(f *arrowfb.Field, depth int) error
+	walk = func(f *arrowfb.Field, depth int) error {
+		if budget--; budget < 0 || depth > maxNesting {
+			return errors.New("footer schema nests too many fields")
+		}
+		if f.ChildrenLength() > limit || f.CustomMetadataLength() > limit {
+			return fmt.Errorf("footer field claims %d children, %d metadata entries in %d bytes",
+				f.ChildrenLength(), f.CustomMetadataLength(), len(footer))
+		}
+		var c arrowfb.Field
+		for j := range f.ChildrenLength() {
+			if !f.Children(&c, j) {
+				return errors.New("footer field child missing")
+			}
+			if err := walk(&c, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var f arrowfb.Field
+	for j := range s.FieldsLength() {
+		if !s.Fields(&f, j) {
+			return errors.New("footer field missing")
+		}
+		if err := walk(&f, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMessageVectors is checkFooterVectors for a message's metadata block
+// (its continuation and length prefix included).
+func checkMessageVectors(meta []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("message metadata does not decode: %v", p)
+		}
+	}()
+	if len(meta) < 8 {
+		return errors.New("message metadata too short")
+	}
+	fb := meta[8:]
+	if binary.LittleEndian.Uint32(meta) != 0xFFFFFFFF {
+		fb = meta[4:] // the format before Arrow 0.15 had no continuation marker
+	}
+	if n := arrowfb.GetRootAsMessage(fb, 0).CustomMetadataLength(); n > len(fb)/4 {
+		return fmt.Errorf("message claims %d metadata entries in %d bytes", n, len(fb))
+	}
+	return nil
 }

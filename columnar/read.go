@@ -78,9 +78,16 @@ func selectMapped(ctx context.Context, b backend.Backend, id backend.ID, sel Sel
 	}
 	info, data := obj.Info(), obj.Bytes()
 	size := int64(len(data))
-	if _, err := footerLength(data[max(size-trailerLen, 0):], size); err != nil {
+	flen, err := footerLength(data[max(size-trailerLen, 0):], size)
+	if err != nil {
 		obj.Close()
 		return nil, fileError(info.Tier, id, err)
+	}
+	// The footer's blocks are checked before arrow-go walks them.
+	_, batches, err := footerBlocks(data[size-trailerLen-flen:size-trailerLen], size)
+	if err != nil {
+		obj.Close()
+		return nil, corrupt("select", info.Tier, id, "%v", err)
 	}
 	fr, err := openFileReader(data)
 	if err != nil {
@@ -91,7 +98,7 @@ func selectMapped(ctx context.Context, b backend.Backend, id backend.ID, sel Sel
 	// A compressed file's selected columns are decompressed copies: not
 	// zero-copy, and checked as from other tiers since they are decoded anyway.
 	zeroCopy := codecOf(fr.Schema().Metadata()) == None
-	res, err := selectZeroCopy(fr, info.Tier, id, sel, sel.Verify || !zeroCopy)
+	res, err := selectZeroCopy(fr, data, batches, info.Tier, id, sel, sel.Verify || !zeroCopy)
 	if err != nil {
 		obj.Close()
 		return nil, err
@@ -102,20 +109,20 @@ func selectMapped(ctx context.Context, b backend.Backend, id backend.ID, sel Sel
 
 // selectZeroCopy loads the batches holding the rows from a file reader over
 // the whole file and keeps the selected columns: slices of the file's bytes.
-func selectZeroCopy(fr *ipc.FileReader, tier string, id backend.ID, sel Selection, check bool) (*Result, error) {
+func selectZeroCopy(fr *ipc.FileReader, data []byte, batches []block, tier string, id backend.ID, sel Selection, check bool) (*Result, error) {
 	schema := fr.Schema()
 	idx, out, err := project(schema, sel.Columns, tier, id)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := parseBatchRows(schema.Metadata(), fr.NumRecords())
+	rows, err := parseBatchRows(schema.Metadata(), len(batches))
 	if err != nil {
 		return nil, corrupt("select", tier, id, "%v", err)
 	}
 	if rows == nil { // not written by Write: count the rows of every batch
-		rows = make([]int64, fr.NumRecords())
+		rows = make([]int64, len(batches))
 		for i := range rows {
-			rec, err := recordAt(fr, i)
+			rec, err := recordAt(fr, data, batches[i], i)
 			if err != nil {
 				return nil, corrupt("select", tier, id, "%v", err)
 			}
@@ -130,7 +137,7 @@ func selectZeroCopy(fr *ipc.FileReader, tier string, id backend.ID, sel Selectio
 	}
 	res.TotalRows = plan.total
 	for _, p := range plan.parts {
-		rec, err := recordAt(fr, p.batch)
+		rec, err := recordAt(fr, data, batches[p.batch], p.batch)
 		if err != nil {
 			res.Close()
 			return nil, corrupt("select", tier, id, "%v", err)
@@ -437,7 +444,7 @@ func (f *rangedFile) bodyRanges(batches []int) []byteRange {
 // layout loads batch i (its metadata fetched, its body maybe not) and
 // returns the file ranges of the columns idx and the batch's row count.
 func (f *rangedFile) layout(i int, idx []int) ([][]byteRange, int64, error) {
-	rec, err := recordAt(f.fr, i)
+	rec, err := recordAt(f.fr, f.m.data, f.batches[i], i)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -563,7 +570,7 @@ func (f *rangedFile) selectAndClose(ctx context.Context, sel Selection) (_ *Resu
 // load loads batch i and checks its row count and, where Write stored them,
 // the checksums of the columns idx.
 func (f *rangedFile) load(i int, idx []int, rows int64) (arrow.RecordBatch, error) {
-	rec, err := recordAt(f.fr, i)
+	rec, err := recordAt(f.fr, f.m.data, f.batches[i], i)
 	if err != nil {
 		return nil, err
 	}

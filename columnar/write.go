@@ -120,14 +120,23 @@ func encode(schema *arrow.Schema, recs []arrow.RecordBatch, opts []ipc.Option) (
 // columnCRCs reads the file back with arrow-go and returns the checksum
 // (columnCRC) of every column of every batch.
 func columnCRCs(file []byte) ([][]uint32, error) {
+	size := int64(len(file))
+	flen, err := footerLength(file[max(size-trailerLen, 0):], size)
+	if err != nil {
+		return nil, err
+	}
+	_, batches, err := footerBlocks(file[size-trailerLen-flen:size-trailerLen], size)
+	if err != nil {
+		return nil, err
+	}
 	fr, err := openFileReader(file)
 	if err != nil {
 		return nil, err
 	}
 	defer fr.Close()
-	out := make([][]uint32, fr.NumRecords())
+	out := make([][]uint32, len(batches))
 	for i := range out {
-		rec, err := recordAt(fr, i)
+		rec, err := recordAt(fr, file, batches[i], i)
 		if err != nil {
 			return nil, err
 		}
