@@ -123,7 +123,8 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/objects", s.handlePut)
 	m.HandleFunc(routePutObject, s.handlePut)
-	m.HandleFunc(routeGetObject, s.handleGet) // GET also answers HEAD
+	m.HandleFunc(routeGetObject, s.columnarOr(s.handleGet)) // GET also answers HEAD
+	m.HandleFunc("GET /v1/objects/{id}/schema", s.handleSchema)
 	m.HandleFunc("DELETE /v1/objects/{id}", s.handleDelete)
 	m.HandleFunc("POST /v1/objects/{id}/{action}", s.handleAction)
 	m.HandleFunc("GET /v1/objects", s.handleList)
