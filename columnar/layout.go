@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"distore/columnar/internal/arrowfb"
 )
@@ -121,7 +122,37 @@ func openFileReader(data []byte) (fr *ipc.FileReader, err error) {
 			fr, err = nil, fmt.Errorf("arrow/ipc: %v", p)
 		}
 	}()
-	return ipc.NewMappedFileReader(data)
+	return ipc.NewMappedFileReader(data, ipc.WithAllocator(boundedAllocator{memory.DefaultAllocator, maxAlloc(int64(len(data)))}))
+}
+
+// maxAlloc bounds one allocation made while reading a file of size bytes.
+// arrow-go allocates a decompressed buffer by the length its 8-byte prefix
+// claims; a damaged prefix could ask for terabytes. No buffer of a sane file
+// decompresses to more than 64 times the file (plus a margin for small
+// files of very compressible data).
+func maxAlloc(size int64) int {
+	return int(min(64*size+256<<20, 1<<40))
+}
+
+// boundedAllocator refuses (panics, which the callers turn into ErrCorrupt)
+// an allocation larger than max.
+type boundedAllocator struct {
+	memory.Allocator
+	max int
+}
+
+func (a boundedAllocator) Allocate(n int) []byte {
+	if n > a.max {
+		panic(fmt.Sprintf("a buffer of %d bytes is larger than this file can hold (%d)", n, a.max))
+	}
+	return a.Allocator.Allocate(n)
+}
+
+func (a boundedAllocator) Reallocate(n int, b []byte) []byte {
+	if n > a.max {
+		panic(fmt.Sprintf("a buffer of %d bytes is larger than this file can hold (%d)", n, a.max))
+	}
+	return a.Allocator.Reallocate(n, b)
 }
 
 // recordAt loads batch i (block b of data), turning panics into errors.
