@@ -180,7 +180,7 @@ func corrupt(op, tier string, id backend.ID, format string, args ...any) error {
 	return backend.Errorf(op, tier, id, backend.ErrCorrupt, format, args...)
 }
 
-// isOurs reports whether err is already a backend error (kept as is).
+// isBackendError reports whether err is already a backend error (kept as is).
 func isBackendError(err error) bool {
 	var be *backend.Error
 	var fe *backend.FullError
