@@ -160,7 +160,8 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/objects", s.handlePut)
 	m.HandleFunc("PUT /v1/objects/{id}", s.handlePut)
-	m.HandleFunc("GET /v1/objects/{id}", s.handleGet) // GET also answers HEAD
+	m.HandleFunc("GET /v1/objects/{id}", s.columnarOr(s.handleGet)) // GET also answers HEAD
+	m.HandleFunc("GET /v1/objects/{id}/schema", s.handleSchema)
 	m.HandleFunc("DELETE /v1/objects/{id}", s.handleDelete)
 	m.HandleFunc("POST /v1/objects/{id}/{action}", s.handleAction)
 	m.HandleFunc("GET /v1/objects", s.handleList)

@@ -1,0 +1,238 @@
+package columnar_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"distore/backend"
+	"distore/columnar"
+)
+
+// check selects sel from id and compares with the table computed in memory.
+func check(t *testing.T, b backend.Backend, id backend.ID, recs []arrow.RecordBatch, sel columnar.Selection) *columnar.Result {
+	t.Helper()
+	res, err := columnar.Select(context.Background(), b, id, sel)
+	if err != nil {
+		t.Fatalf("Select %v: %v", sel, err)
+	}
+	t.Cleanup(func() { res.Close() })
+	var total int64
+	for _, r := range recs {
+		total += r.NumRows()
+	}
+	lo, hi := int64(0), total
+	if sel.Rows != nil {
+		lo, hi = sel.Rows.Start, sel.Rows.End
+	}
+	var idx []int
+	if sel.Columns == nil {
+		for i := range allTypes.NumFields() {
+			idx = append(idx, i)
+		}
+	}
+	for _, c := range sel.Columns {
+		idx = append(idx, allTypes.FieldIndices(c)[0])
+	}
+	if res.TotalRows != total || res.NumRows() != hi-lo {
+		t.Fatalf("Select %v: %d of %d rows, want %d of %d", sel, res.NumRows(), res.TotalRows, hi-lo, total)
+	}
+	if res.Schema.NumFields() != len(idx) {
+		t.Fatalf("Select %v: schema %v", sel, res.Schema)
+	}
+	for k, i := range idx {
+		if !res.Schema.Field(k).Equal(allTypes.Field(i)) {
+			t.Fatalf("Select %v: field %d is %v, want %v", sel, k, res.Schema.Field(k), allTypes.Field(i))
+		}
+	}
+	want := expected(allTypes, recs, idx, lo, hi)
+	have := got(res, res.Schema, res.Records)
+	for k := range want {
+		if !array.ChunkedEqual(want[k], have[k]) {
+			t.Fatalf("Select %v: column %q differs:\n got %v\nwant %v", sel, res.Schema.Field(k).Name, have[k], want[k])
+		}
+		want[k].Release()
+		have[k].Release()
+	}
+	return res
+}
+
+func TestSelectEveryTierAndCodec(t *testing.T) {
+	recs := makeBatches(t, 100, 0, 150, 57)
+	sels := []columnar.Selection{
+		{},
+		{Columns: []string{"s", "i64"}, Rows: &columnar.RowRange{Start: 10, End: 250}},
+		{Columns: []string{"ls", "st", "dict", "nul"}, Rows: &columnar.RowRange{Start: 0, End: 1}},
+		{Columns: []string{"bin"}, Rows: &columnar.RowRange{Start: 300, End: 300}},
+		{Columns: []string{"f64", "flag", "ts"}, Rows: &columnar.RowRange{Start: 100, End: 250}},
+		{Columns: []string{"dict"}, Rows: &columnar.RowRange{Start: 250, End: 307}},
+	}
+	for _, tr := range tiers {
+		t.Run(tr.name, func(t *testing.T) {
+			c := &counting{Backend: tr.open(t)}
+			for _, codec := range []columnar.Compression{columnar.None, columnar.LZ4, columnar.Zstd} {
+				t.Run(string(codec), func(t *testing.T) {
+					id := backend.NewID()
+					info, err := columnar.Write(context.Background(), c, id, allTypes, recs, columnar.WriteOptions{Compression: codec})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, sel := range sels {
+						c.reset()
+						res := check(t, c, id, recs, sel)
+						if tr.name == "memory" && codec == columnar.None {
+							if !res.Stats.ZeroCopy || c.opens.Load() != 0 {
+								t.Fatalf("memory tier: zero-copy %v, %d OpenReader calls", res.Stats.ZeroCopy, c.opens.Load())
+							}
+							continue
+						}
+						if res.Stats.ZeroCopy {
+							t.Fatalf("%s %s: claims zero-copy", tr.name, codec)
+						}
+						if tr.name != "memory" && (c.bytes.Load() != res.Stats.BytesRead || c.opens.Load() != int64(res.Stats.Requests)) {
+							t.Fatalf("stats say %d bytes in %d requests, counted %d in %d",
+								res.Stats.BytesRead, res.Stats.Requests, c.bytes.Load(), c.opens.Load())
+						}
+						if tr.name != "memory" && c.bytes.Load() > info.Size {
+							t.Fatalf("read %d bytes of a %d-byte object", c.bytes.Load(), info.Size)
+						}
+					}
+					schema, err := columnar.ReadSchema(context.Background(), c, id)
+					if err != nil || !schema.Equal(allTypes) {
+						t.Fatalf("ReadSchema: %v, %v", schema, err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestReadsOnlySelectedRanges: from disk and S3, one column of one batch costs
+// its buffers, the footer's tail read and the batches' metadata: not the object.
+func TestReadsOnlySelectedRanges(t *testing.T) {
+	recs := makeBatches(t, 40000, 40000, 40000, 40000)
+	for _, tr := range tiers[1:] {
+		t.Run(tr.name, func(t *testing.T) {
+			c := &counting{Backend: tr.open(t)}
+			id := backend.NewID()
+			info, err := columnar.Write(context.Background(), c, id, allTypes, recs, columnar.WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sel := range []columnar.Selection{
+				{Columns: []string{"f64"}, Rows: &columnar.RowRange{Start: 41000, End: 79000}},
+				{Columns: []string{"s", "ls"}, Rows: &columnar.RowRange{Start: 100000, End: 100010}},
+			} {
+				c.reset()
+				res := check(t, c, id, recs, sel)
+				read := c.bytes.Load()
+				// The f64 column of one batch is 320,000 bytes.
+				if res.Stats.SelectedBytes < 320000 {
+					t.Fatalf("selected %d bytes", res.Stats.SelectedBytes)
+				}
+				overhead := int64(64<<10) + 4*int64(4<<10)
+				if read > res.Stats.SelectedBytes+overhead || read > info.Size/5 {
+					t.Fatalf("%v: read %d bytes for %d selected (object %d)", sel, read, res.Stats.SelectedBytes, info.Size)
+				}
+				t.Logf("%v: read %d bytes in %d requests, %d selected, object %d", sel.Columns, read, c.opens.Load(), res.Stats.SelectedBytes, info.Size)
+			}
+		})
+	}
+}
+
+func TestEmptyTables(t *testing.T) {
+	for _, tr := range tiers[:2] {
+		t.Run(tr.name, func(t *testing.T) {
+			b := tr.open(t)
+			for _, rows := range [][]int{nil, {0}, {0, 0}} {
+				recs := makeBatches(t, rows...)
+				id := backend.NewID()
+				if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				check(t, b, id, recs, columnar.Selection{})
+				check(t, b, id, recs, columnar.Selection{Columns: []string{"st"}, Rows: &columnar.RowRange{Start: 0, End: 0}})
+				_, err := columnar.Select(context.Background(), b, id, columnar.Selection{Rows: &columnar.RowRange{Start: 0, End: 1}})
+				if !errors.Is(err, columnar.ErrRowRange) {
+					t.Fatalf("rows 0:1 of an empty table: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestSelectionErrors(t *testing.T) {
+	recs := makeBatches(t, 10, 10)
+	for _, tr := range tiers[:2] {
+		t.Run(tr.name, func(t *testing.T) {
+			b := tr.open(t)
+			id := backend.NewID()
+			if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			_, err := columnar.Select(ctx, b, id, columnar.Selection{Columns: []string{"s", "nope"}})
+			if !errors.Is(err, columnar.ErrUnknownColumn) || !errors.Is(err, backend.ErrInvalidArgument) {
+				t.Fatalf("unknown column: %v", err)
+			}
+			for _, name := range []string{"nope", "i64,f64,flag,s,bin,ls,st,dict,nul,ts", string(id)} {
+				if !strings.Contains(err.Error(), name) {
+					t.Fatalf("error %q does not name %q", err, name)
+				}
+			}
+			for _, r := range []columnar.RowRange{{Start: 0, End: 21}, {Start: 5, End: 4}, {Start: 21, End: -1}} {
+				if _, err := columnar.Select(ctx, b, id, columnar.Selection{Rows: &r}); !errors.Is(err, columnar.ErrRowRange) {
+					t.Fatalf("rows %v: %v", r, err)
+				}
+			}
+			notArrow := backend.NewID()
+			if _, err := b.Put(ctx, notArrow, []byte("just some bytes, not an Arrow file at all"), backend.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := columnar.Select(ctx, b, notArrow, columnar.Selection{}); !errors.Is(err, columnar.ErrNotArrow) {
+				t.Fatalf("not Arrow: %v", err)
+			}
+			if _, err := columnar.ReadSchema(ctx, b, notArrow); !errors.Is(err, columnar.ErrNotArrow) {
+				t.Fatalf("schema of not Arrow: %v", err)
+			}
+			if _, err := columnar.Select(ctx, b, backend.NewID(), columnar.Selection{}); !errors.Is(err, backend.ErrNotFound) {
+				t.Fatalf("missing object: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseSelection(t *testing.T) {
+	for _, c := range []struct {
+		cols, rows string
+		want       columnar.Selection
+		bad        bool
+	}{
+		{"", "", columnar.Selection{}, false},
+		{"a,c", "1000:2000", columnar.Selection{Columns: []string{"a", "c"}, Rows: &columnar.RowRange{Start: 1000, End: 2000}}, false},
+		{"a", ":5", columnar.Selection{Columns: []string{"a"}, Rows: &columnar.RowRange{Start: 0, End: 5}}, false},
+		{"", "7:", columnar.Selection{Rows: &columnar.RowRange{Start: 7, End: -1}}, false},
+		{"a,,c", "", columnar.Selection{}, true},
+		{"a,a", "", columnar.Selection{}, true},
+		{"", "5", columnar.Selection{}, true},
+		{"", "-1:3", columnar.Selection{}, true},
+		{"", "x:3", columnar.Selection{}, true},
+	} {
+		sel, err := columnar.ParseSelection(c.cols, c.rows)
+		if c.bad {
+			if !errors.Is(err, backend.ErrInvalidArgument) {
+				t.Errorf("%q %q: %v", c.cols, c.rows, err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(sel.Columns) != fmt.Sprint(c.want.Columns) ||
+			(sel.Rows == nil) != (c.want.Rows == nil) || (sel.Rows != nil && *sel.Rows != *c.want.Rows) {
+			t.Errorf("%q %q: %+v %v, want %+v", c.cols, c.rows, sel, err, c.want)
+		}
+	}
+}

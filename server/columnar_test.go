@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"distore/backend"
+	"distore/wire"
+	"distore/client"
+	"distore/columnar"
+	"distore/disk"
+	"distore/shmem"
+)
+
+// columnarTable is 3 batches of (n int64, s string) with nulls in s.
+func columnarTable(t *testing.T) (*arrow.Schema, []arrow.RecordBatch) {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "f", Type: arrow.PrimitiveTypes.Float32},
+	}, nil)
+	var recs []arrow.RecordBatch
+	for b, rows := range []int{50, 30, 20} {
+		bld := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for r := range rows {
+			v := b*1000 + r
+			bld.Field(0).(*array.Int64Builder).Append(int64(v))
+			if v%4 == 0 {
+				bld.Field(1).(*array.StringBuilder).AppendNull()
+			} else {
+				bld.Field(1).(*array.StringBuilder).Append(strings.Repeat("x", v%3) + "v")
+			}
+			bld.Field(2).(*array.Float32Builder).Append(float32(v) / 2)
+		}
+		recs = append(recs, bld.NewRecordBatch())
+		bld.Release()
+	}
+	t.Cleanup(func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	})
+	return schema, recs
+}
+
+func TestColumnarHTTP(t *testing.T) {
+	for _, name := range []string{"memory", "disk"} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			var b backend.Backend
+			var err error
+			if name == "memory" {
+				b, err = shmem.New(backend.Config{"capacity": "16MiB"})
+			} else {
+				b, err = disk.New(backend.Config{"dir": t.TempDir(), "sync": "false"})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Setup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Teardown(context.Background()) })
+			ts, c := start(t, b)
+			schema, recs := columnarTable(t)
+			id := backend.NewID()
+			if _, err := columnar.Write(ctx, b, id, schema, recs, columnar.WriteOptions{Compression: columnar.Zstd}); err != nil {
+				t.Fatal(err)
+			}
+
+			tbl, err := c.GetColumns(ctx, id, []string{"s", "n"}, &client.Rows{Start: 40, End: 85})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tbl.Release()
+			want := array.NewTableFromRecords(schema, recs)
+			defer want.Release()
+			if tbl.NumRows() != 45 || tbl.NumCols() != 2 || tbl.Schema().Field(0).Name != "s" {
+				t.Fatalf("got %d rows, schema %v", tbl.NumRows(), tbl.Schema())
+			}
+			for k, i := range []int{1, 0} {
+				w := array.NewChunkedSlice(want.Column(i).Data(), 40, 85)
+				if !array.ChunkedEqual(w, tbl.Column(k).Data()) {
+					t.Fatalf("column %d: got %v want %v", k, tbl.Column(k).Data(), w)
+				}
+				w.Release()
+			}
+			all, err := c.GetColumns(ctx, id, nil, nil)
+			if err != nil || all.NumRows() != 100 || all.NumCols() != 3 {
+				t.Fatalf("whole table: %v %v", all, err)
+			}
+			all.Release()
+			got, err := c.Schema(ctx, id)
+			if err != nil || !got.Equal(schema) {
+				t.Fatalf("schema: %v %v", got, err)
+			}
+
+			notArrow := backend.NewID()
+			if _, err := b.Put(ctx, notArrow, []byte("plain bytes, no Arrow here"), backend.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				target string
+				status int
+				code   string
+				says   string
+			}{
+				{"/v1/objects/" + string(id) + "?columns=n,zz", 400, wire.CodeInvalidArgument, "n,s,f"},
+				{"/v1/objects/" + string(id) + "?rows=90:101", 416, wire.CodeBadRange, "100 rows"},
+				{"/v1/objects/" + string(id) + "?rows=5:2", 416, wire.CodeBadRange, "5:2"},
+				{"/v1/objects/" + string(id) + "?rows=abc", 400, wire.CodeInvalidArgument, "abc"},
+				{"/v1/objects/" + string(id) + "?columns=n&limit=3", 400, wire.CodeInvalidArgument, "limit"},
+				{"/v1/objects/" + string(id) + "?columns=n&columns=s", 400, wire.CodeInvalidArgument, "2 times"},
+				{"/v1/objects/" + string(notArrow) + "?columns=a", 415, CodeNotArrow, "not an Arrow"},
+				{"/v1/objects/" + string(notArrow) + "/schema", 415, CodeNotArrow, "not an Arrow"},
+				{"/v1/objects/" + string(id) + "/schema?x=1", 400, wire.CodeInvalidArgument, "x"},
+				{"/v1/objects/" + string(backend.NewID()) + "/schema", 404, wire.CodeNotFound, "not found"},
+			} {
+				resp, err := http.Get(ts.URL + c.target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var eb ErrorBody
+				_ = json.Unmarshal(body, &eb)
+				if resp.StatusCode != c.status || eb.Code != c.code || !strings.Contains(eb.Message, c.says) {
+					t.Errorf("GET %s: %d %s %q, want %d %s saying %q", c.target, resp.StatusCode, eb.Code, eb.Message, c.status, c.code, c.says)
+				}
+			}
+			// The client maps the statuses back to sentinels.
+			if _, err := c.GetColumns(ctx, id, []string{"zz"}, nil); !errors.Is(err, backend.ErrInvalidArgument) {
+				t.Fatalf("unknown column through the client: %v", err)
+			}
+			// A plain GET still returns the object's bytes.
+			data, err := c.Get(ctx, id)
+			if err != nil || string(data[:6]) != "ARROW1" {
+				t.Fatalf("plain get: %v", err)
+			}
+		})
+	}
+}
