@@ -14,11 +14,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"distore/backend"
-	"distore/wire"
 	"distore/client"
 	"distore/columnar"
 	"distore/disk"
 	"distore/shmem"
+	"distore/wire"
 )
 
 // columnarTable is 3 batches of (n int64, s string) with nulls in s.
@@ -131,7 +131,7 @@ func TestColumnarHTTP(t *testing.T) {
 				}
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				var eb ErrorBody
+				var eb wire.ErrorBody
 				_ = json.Unmarshal(body, &eb)
 				if resp.StatusCode != c.status || eb.Code != c.code || !strings.Contains(eb.Message, c.says) {
 					t.Errorf("GET %s: %d %s %q, want %d %s saying %q", c.target, resp.StatusCode, eb.Code, eb.Message, c.status, c.code, c.says)
