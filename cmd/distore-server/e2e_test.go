@@ -32,6 +32,7 @@ import (
 	"distore/backend"
 	"distore/client"
 	"distore/internal/testutil"
+	"distore/servercmd"
 )
 
 // serverBin is the server under test (built with -race when the tests are);
@@ -99,7 +100,7 @@ func startServerBin(t *testing.T, bin, dir string, args ...string) *proc {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	t.Cleanup(func() { os.Remove(arenaPath(dir)) })
+	t.Cleanup(func() { os.Remove(servercmd.ArenaPath(dir)) })
 	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...)
 	p := &proc{dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)

@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 // Every tier is compiled in, so --levels can name any of them; a tier that
 // cannot run here (no GPU, no S3 endpoint) refuses at start with its
