@@ -9,14 +9,19 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -370,5 +375,40 @@ func TestSameOp(t *testing.T) {
 		if got := sameOp(tc.msg, tc.op, backend.ID(tc.id)); got != tc.want {
 			t.Errorf("sameOp(%q, %s) = %q, want %q", tc.msg, tc.op, got, tc.want)
 		}
+	}
+}
+
+// TestTokenAndCA: --token (or DISTORE_TOKEN) is sent as a bearer token, and
+// --cacert makes an https server with a private CA trusted.
+func TestTokenAndCA(t *testing.T) {
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+
+	if out, errOut, code := cli(t, srv.URL, nil, "--cacert", ca, "--token", "s3cret", "health"); code != 0 {
+		t.Fatalf("health with --cacert: %d %q %q", code, out, errOut)
+	}
+	cmd := exec.Command(cliBin, "--server", srv.URL, "--cacert", ca, "health")
+	cmd.Env = append(os.Environ(), "DISTORE_TOKEN=from-env")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("health with DISTORE_TOKEN: %v %s", err, out)
+	}
+	// Without the CA the server is not trusted.
+	if _, errOut, code := cli(t, srv.URL, nil, "health"); code != exitFailure || !strings.Contains(errOut, "certificate") {
+		t.Errorf("health without --cacert: %d %q", code, errOut)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(auth, []string{"Bearer s3cret", "Bearer from-env"}) {
+		t.Errorf("Authorization headers %q", auth)
 	}
 }
