@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs and starts what the tests need (a
-# single-node Ceph with radosgw, from Debian packages), then runs every test
-# with -race, the Ceph tier's under its build tag, and stops the cluster.
+# single-node Ceph with radosgw, from Debian packages), runs every Go test
+# with -race (the Ceph tier's under its build tag), the Python client's tests
+# when python/ exists, stops the cluster, and ends with a summary that lists
+# every skipped test and why (scripts/testsummary). It fails if the run left
+# anything behind in /tmp or /dev/shm.
 #
 #   ./scripts/test.sh              # everything
 #   ./scripts/test.sh ./disk/...   # some packages (the cluster is still started)
@@ -14,9 +17,19 @@ export PATH="$PATH:/usr/local/go/bin"
 
 log() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
 
+# What /tmp and /dev/shm hold now; the end of the run must find no more.
+snapshot() { find /tmp /dev/shm -mindepth 1 -maxdepth 1 2>/dev/null | sort; }
+before=$(snapshot)
+# The tests' own temporary files go under .tmp, removed at the end.
+scratch="$root/.tmp/test-tmp"
+rm -rf "$scratch"
+mkdir -p "$scratch"
+export TMPDIR="$scratch"
+
 log "static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
+go build -o "$root/.tmp/bin/" ./scripts/testsummary ./cmd/distore-server ./cmd/distore
 
 cluster="$root/.tmp/ceph"
 stop_cluster() { [ -x scripts/ceph-down.sh ] && scripts/ceph-down.sh "$cluster" >/dev/null 2>&1 || true; }
@@ -38,6 +51,36 @@ go vet $ceph_tags ./...
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 log "go test -race ${pkgs[*]}"
+status=0
 # -p 2: two cores; the packages' own big tests are sized for this machine.
-go test -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}"
+# -json feeds the summary; it prints package results and failed tests' output.
+go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
+
+if [ -d python ]; then
+	log "python client tests"
+	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel' 2>/dev/null; then
+		apt-get install -y -q python3-venv python3-setuptools python3-wheel >/dev/null
+	fi
+	rm -rf .tmp/venv
+	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
+	.tmp/venv/bin/pip install -q --no-build-isolation ./python
+	# The tests may start a server of their own from this binary.
+	DISTORE_SERVER_BIN="$root/.tmp/bin/distore-server" DISTORE_CLI_BIN="$root/.tmp/bin/distore" \
+		.tmp/venv/bin/python3 -m unittest discover -s python/tests -v || status=1
+fi
+
+stop_cluster
+trap - EXIT
+rm -rf "$scratch"
+log "checking that nothing was left in /tmp or /dev/shm"
+left=$(comm -13 <(echo "$before") <(snapshot))
+if [ -n "$left" ]; then
+	echo "left behind (a test that does not clean up, or another process on this machine):"
+	echo "$left" | sed 's/^/  /'
+	status=1
+fi
+if [ "$status" -ne 0 ]; then
+	log "FAILED"
+	exit 1
+fi
 log "all tests passed"

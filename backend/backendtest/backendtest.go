@@ -1,6 +1,6 @@
 // Package backendtest is the conformance suite every distore backend runs, in
 // the spirit of gocloud.dev/blob's drivertest: one call checks the whole
-// Backend contract of DESIGN.md.
+// Backend contract of docs/design.md.
 //
 //	func TestConformance(t *testing.T) {
 //		backendtest.Run(t, backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {

@@ -32,6 +32,7 @@ import (
 	"distore/backend"
 	"distore/client"
 	"distore/internal/testutil"
+	"distore/servercmd"
 )
 
 // serverBin is the server under test (built with -race when the tests are);
@@ -99,7 +100,7 @@ func startServerBin(t *testing.T, bin, dir string, args ...string) *proc {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	t.Cleanup(func() { os.Remove(arenaPath(dir)) })
+	t.Cleanup(func() { os.Remove(servercmd.ArenaPath(dir)) })
 	args = append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir}, args...)
 	p := &proc{dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
@@ -828,128 +829,5 @@ tiers:
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 64 {
 		t.Errorf("bad flag: %v\n%s", err, out)
-	}
-}
-
-// TestCLI drives the distore command against the server.
-func TestCLI(t *testing.T) {
-	p := startServer(t, "", "--levels", "memory,disk", "--memory-capacity", "16MiB")
-	dir := t.TempDir()
-	file := filepath.Join(dir, "in.bin")
-	data := randBytes(8, 3<<20+17)
-	os.WriteFile(file, data, 0o644)
-
-	// put FILE prints the new ID; get -o writes the same bytes.
-	out, errOut, code := p.cli(t, nil, "put", file, "--importance", "5")
-	id := strings.TrimSpace(out)
-	if code != 0 || backend.ID(id).Validate() != nil {
-		t.Fatalf("put: %d %q %s", code, out, errOut)
-	}
-	outFile := filepath.Join(dir, "out.bin")
-	if _, errOut, code := p.cli(t, nil, "get", id, "-o", outFile); code != 0 {
-		t.Fatalf("get -o: %d %s", code, errOut)
-	}
-	if got, _ := os.ReadFile(outFile); !bytes.Equal(got, data) {
-		t.Fatalf("get -o wrote %d bytes, want the %d put", len(got), len(data))
-	}
-	// get to stdout, with a range.
-	out, _, code = p.cli(t, nil, "get", id, "--offset", "10", "--length", "100")
-	if code != 0 || out != string(data[10:110]) {
-		t.Fatalf("get range: %d, %d bytes", code, len(out))
-	}
-	// put - from a pipe (spooled) and from a redirected file (streamed).
-	out, errOut, code = p.cli(t, strings.NewReader("piped bytes"), "put", "-", "--id", "piped")
-	if code != 0 || strings.TrimSpace(out) != "piped" {
-		t.Fatalf("put - (pipe): %d %q %s", code, out, errOut)
-	}
-	f, _ := os.Open(file)
-	out, errOut, code = p.cli(t, f, "put", "-", "--id", "redirected", "--json")
-	f.Close()
-	var info backend.ObjectInfo
-	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.ID != "redirected" || info.Size != int64(len(data)) {
-		t.Fatalf("put - (file) --json: %d %q %s", code, out, errOut)
-	}
-	out, _, code = p.cli(t, nil, "get", "piped")
-	if code != 0 || out != "piped bytes" {
-		t.Fatalf("get piped: %d %q", code, out)
-	}
-	// stat, human and JSON.
-	out, _, code = p.cli(t, nil, "stat", id)
-	if code != 0 || !strings.Contains(out, "3.0 MiB") || !strings.Contains(out, "importance:  5") {
-		t.Fatalf("stat: %d %q", code, out)
-	}
-	out, _, code = p.cli(t, nil, "--json", "stat", id)
-	if code != 0 || json.Unmarshal([]byte(out), &info) != nil || info.Importance != 5 || info.Checksum != backend.Checksum(data) {
-		t.Fatalf("stat --json: %d %q", code, out)
-	}
-	// ls and stats.
-	out, _, code = p.cli(t, nil, "ls", "--json")
-	var list []backend.ObjectInfo
-	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 3 {
-		t.Fatalf("ls --json: %d %q", code, out)
-	}
-	out, _, code = p.cli(t, nil, "ls", "--prefix", "pi")
-	if code != 0 || !strings.Contains(out, "piped") || strings.Contains(out, "redirected") {
-		t.Fatalf("ls --prefix: %d %q", code, out)
-	}
-	out, _, code = p.cli(t, nil, "stats")
-	if code != 0 || !strings.Contains(out, "memory") || !strings.Contains(out, "16.0 MiB") {
-		t.Fatalf("stats: %d %q", code, out)
-	}
-	var st backend.Stats
-	out, _, code = p.cli(t, nil, "stats", "--json")
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Objects != 3 {
-		t.Fatalf("stats --json: %d %q", code, out)
-	}
-	// pin, unpin, prefetch, rm.
-	for _, args := range [][]string{{"pin", "piped"}, {"prefetch", "piped"}} {
-		if _, errOut, code := p.cli(t, nil, args...); code != 0 {
-			t.Fatalf("%v: %d %s", args, code, errOut)
-		}
-	}
-	if _, errOut, code := p.cli(t, nil, "rm", "piped"); code != 1 || !strings.Contains(errOut, "pinned") {
-		t.Fatalf("rm pinned: %d %s", code, errOut)
-	}
-	if _, errOut, code := p.cli(t, nil, "unpin", "piped"); code != 0 {
-		t.Fatalf("unpin: %d %s", code, errOut)
-	}
-	if _, errOut, code := p.cli(t, nil, "rm", "piped", "redirected"); code != 0 {
-		t.Fatalf("rm: %d %s", code, errOut)
-	}
-	// Exit codes: 2 not found, 64 usage, 1 other failures.
-	for _, tc := range []struct {
-		args []string
-		code int
-	}{
-		{[]string{"get", "piped"}, 2},
-		{[]string{"stat", "nope"}, 2},
-		{[]string{"rm", "nope"}, 2},
-		{[]string{"pin", "nope"}, 2},
-		{[]string{"unpin", id}, 1},
-		{[]string{"get"}, 64},
-		{[]string{"frobnicate"}, 64},
-		{[]string{"put"}, 64},
-		{[]string{"put", "--id", "../x", file}, 64},
-		{[]string{"get", id, "--bogus"}, 64},
-		{[]string{"get", "bad/id"}, 1},
-		{[]string{"put", filepath.Join(dir, "missing")}, 1},
-		{[]string{"--server", "http://127.0.0.1:1", "stats"}, 1},
-	} {
-		if _, errOut, code := p.cli(t, nil, tc.args...); code != tc.code {
-			t.Errorf("distore %v: exit %d, want %d (%s)", tc.args, code, tc.code, errOut)
-		}
-	}
-	// --server beats DISTORE_SERVER.
-	cmd := exec.Command(cliBin, "--server", p.addr, "health")
-	cmd.Env = append(os.Environ(), "DISTORE_SERVER=http://127.0.0.1:1")
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
-		t.Errorf("--server: %v %s", err, out)
-	}
-	// A failed get -o leaves no file behind.
-	if _, _, code := p.cli(t, nil, "get", "nope", "-o", filepath.Join(dir, "never")); code != 2 {
-		t.Errorf("get -o missing: %d", code)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
-		t.Errorf("failed get -o created the file: %v", err)
 	}
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
-	"flag"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"hash"
 	"io"
@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"distore/backend"
 	"distore/client"
 )
@@ -20,185 +22,173 @@ import (
 // DefaultServer is the server used when neither --server nor DISTORE_SERVER is set.
 const DefaultServer = "http://127.0.0.1:7070"
 
-// newFlags returns a command's flag set with the common flags on it.
-func (e *env) newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // run prints usage errors itself
-	fs.StringVar(&e.server, "server", e.server, "server URL")
-	fs.BoolVar(&e.json, "json", e.json, "machine-readable output")
-	return fs
+// rootCommand builds the command tree.
+func (e *env) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "distore",
+		Short: "the command-line client of a distore server",
+		Long: `distore stores, reads and manages objects on a distore server.
+
+The server is --server, else $DISTORE_SERVER, else ` + DefaultServer + `.
+With --json every command prints one JSON document on stdout, errors included
+({"error":{"code":...,"message":...}}); the exit status is the same.
+
+Exit status: 0 ok, 2 an object was not found, 64 usage error, 1 other failure.`,
+		Args:          cobra.NoArgs,
+		SilenceErrors: true, // run reports errors, in plain or JSON form
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return usagef("no command")
+		},
+	}
+	server := os.Getenv("DISTORE_SERVER")
+	if server == "" {
+		server = DefaultServer
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.server, "server", server, "server URL ($DISTORE_SERVER)")
+	pf.StringVar(&e.token, "token", os.Getenv("DISTORE_TOKEN"), "bearer token ($DISTORE_TOKEN)")
+	pf.StringVar(&e.cacert, "cacert", "", "PEM file of a CA to trust for an https server")
+	pf.BoolVar(&e.json, "json", false, "machine-readable output on stdout, errors included")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(e.putCommand(), e.getCommand(), e.statCommand(), e.lsCommand(), e.statsCommand(), e.healthCommand(),
+		e.eachCommand("rm", []string{"delete"}, "delete objects", "deleted", (*client.Client).Delete),
+		e.eachCommand("pin", nil, "pin objects: never spilled nor deleted until unpinned", "pinned", (*client.Client).Pin),
+		e.eachCommand("unpin", nil, "take one pin off objects", "unpinned", (*client.Client).Unpin),
+		e.eachCommand("prefetch", nil, "bring objects to the server's fastest tier", "prefetched", (*client.Client).Prefetch))
+	return root
 }
 
-// parse parses flags anywhere among the arguments and returns the others;
-// after "--" every argument is positional.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usagef("%s: %v", fs.Name(), err)
+// runE adapts a command's function: its errors are run errors, not usage
+// errors (unless it says so).
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := f(cmd, args); err != nil {
+			return runError{err}
 		}
-		rest := fs.Args()
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+		return nil
 	}
 }
 
-// dispatch runs the command named by args.
-func (e *env) dispatch(args []string) error {
-	e.server = os.Getenv("DISTORE_SERVER")
-	if e.server == "" {
-		e.server = DefaultServer
-	}
-	g := e.newFlags("distore")
-	if err := g.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
-	}
-	args = g.Args()
-	if len(args) == 0 {
-		return usagef("no command")
-	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "put":
-		return e.put(args)
-	case "get":
-		return e.get(args)
-	case "rm", "delete":
-		return e.each(cmd, args, func(c *client.Client, id backend.ID) error { return c.Delete(e.ctx, id) })
-	case "pin":
-		return e.each(cmd, args, func(c *client.Client, id backend.ID) error { return c.Pin(e.ctx, id) })
-	case "unpin":
-		return e.each(cmd, args, func(c *client.Client, id backend.ID) error { return c.Unpin(e.ctx, id) })
-	case "prefetch":
-		return e.each(cmd, args, func(c *client.Client, id backend.ID) error { return c.Prefetch(e.ctx, id) })
-	case "stat":
-		return e.stat(args)
-	case "ls", "list":
-		return e.ls(args)
-	case "stats":
-		return e.stats(args)
-	case "health":
-		return e.health(args)
-	case "help":
-		return flag.ErrHelp
-	}
-	return usagef("unknown command %q", cmd)
-}
-
+// client returns a client for the global flags.
 func (e *env) client() (*client.Client, error) {
 	u := e.server
 	if !strings.Contains(u, "://") {
 		u = "http://" + u
 	}
-	c, err := client.New(u)
+	var opts []client.Option
+	if e.cacert != "" {
+		pem, err := os.ReadFile(e.cacert)
+		if err != nil {
+			return nil, usagef("--cacert: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usagef("--cacert %s: no PEM certificate in it", e.cacert)
+		}
+		opts = append(opts, client.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	if e.token != "" {
+		opts = append(opts, client.WithToken(e.token))
+	}
+	c, err := client.New(u, opts...)
 	if err != nil {
-		return nil, usagef("--server: %v", err)
+		return nil, usagef("--server %q: want a URL such as http://host:port", e.server)
 	}
 	return c, nil
 }
 
-func (e *env) printJSON(v any) error {
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// completeIDs completes object IDs from the server's list.
+func (e *env) completeIDs(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+	c, err := e.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*time.Second)
+	defer cancel()
+	page, err := c.List(ctx, backend.ListOptions{Prefix: prefix, Limit: 200})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ids := make([]string, len(page.Objects))
+	for i, o := range page.Objects {
+		ids[i] = string(o.ID)
+	}
+	return ids, cobra.ShellCompDirectiveNoFileComp
 }
 
-// each runs f on every ID argument; it reports every failure and returns the
-// first error of the most telling kind (not-found wins, so the exit status
-// says it).
-func (e *env) each(cmd string, args []string, f func(*client.Client, backend.ID) error) error {
-	fs := e.newFlags(cmd)
-	ids, err := parse(fs, args)
-	if err != nil {
-		return err
+// eachCommand is a command that does one thing to each of its objects and
+// says what it did ("pinned ID").
+func (e *env) eachCommand(name string, aliases []string, short, did string,
+	f func(*client.Client, context.Context, backend.ID) error) *cobra.Command {
+	return &cobra.Command{
+		Use:               name + " ID...",
+		Aliases:           aliases,
+		Short:             short,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: e.completeIDs,
+		RunE: runE(func(cmd *cobra.Command, ids []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			b := &batch{e: e, total: len(ids)}
+			done := []string{}
+			for _, id := range ids {
+				err := f(c, cmd.Context(), backend.ID(id))
+				b.add(id, err)
+				if err == nil {
+					done = append(done, id)
+					if !e.json {
+						fmt.Fprintf(e.stdout, "%s %s\n", did, id)
+					}
+				}
+			}
+			if e.json {
+				_ = e.printJSON(b.doc(map[string]any{did: done}))
+				if err := b.err(); err != nil {
+					return jsonDone{err}
+				}
+			}
+			return b.err()
+		}),
 	}
-	if len(ids) == 0 {
-		return usagef("%s: no object ID", cmd)
+}
+
+func (e *env) putCommand() *cobra.Command {
+	var id string
+	var importance int
+	cmd := &cobra.Command{
+		Use:   "put FILE|-",
+		Short: "store a file (- for stdin); prints the new object's ID",
+		Long: `put stores a file, or stdin with -, as a new object and prints its ID
+(with --json, its info). The CRC-32C of the bytes sent is checked against the
+server's: on a mismatch the object is removed and put fails.`,
+		Args: cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if id != "" {
+				if err := backend.ID(id).Validate(); err != nil {
+					return usagef("--id: %v", err)
+				}
+			}
+			return e.put(cmd.Context(), args[0], id, importance)
+		}),
 	}
+	cmd.Flags().StringVar(&id, "id", "", "the object's ID (default: the server makes one)")
+	cmd.Flags().IntVar(&importance, "importance", 0, "higher stays in faster tiers longer")
+	return cmd
+}
+
+func (e *env) put(ctx context.Context, name, id string, importance int) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	var errs []error
-	var done []string
-	for _, id := range ids {
-		if err := f(c, backend.ID(id)); err != nil {
-			errs = append(errs, err)
-			if len(ids) > 1 {
-				fmt.Fprintf(e.stderr, "distore: %v\n", err)
-			}
-			continue
-		}
-		done = append(done, id)
-	}
-	if e.json {
-		if done == nil {
-			done = []string{}
-		}
-		_ = e.printJSON(map[string]any{"ok": done})
-	}
-	return firstError(errs)
-}
-
-// firstError returns a not-found error if there is one, else the first.
-func firstError(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	for _, err := range errs {
-		if isNotFound(err) {
-			if len(errs) > 1 {
-				return fmt.Errorf("%d of the objects failed; first not found: %w", len(errs), err)
-			}
-			return err
-		}
-	}
-	if len(errs) > 1 {
-		return fmt.Errorf("%d of the objects failed; first: %w", len(errs), errs[0])
-	}
-	return errs[0]
-}
-
-func isNotFound(err error) bool { return errors.Is(err, backend.ErrNotFound) }
-
-func (e *env) put(args []string) error {
-	fs := e.newFlags("put")
-	id := fs.String("id", "", "the object's ID (default: the server generates one)")
-	imp := fs.Int("importance", 0, "importance: higher stays in faster tiers longer")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("put: want one FILE or - (stdin), got %d arguments", len(pos))
-	}
-	if *id != "" {
-		if err := backend.ID(*id).Validate(); err != nil {
-			return usagef("put --id: %v", err)
-		}
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
 	var f *os.File
 	var spoolSum uint32
-	name := pos[0]
 	if name == "-" {
 		if f, spoolSum, err = e.stdinFile(); err != nil {
 			return err
@@ -213,26 +203,24 @@ func (e *env) put(args []string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("put: %s is not a regular file", name)
+		return fmt.Errorf("put %s: not a regular file", name)
 	}
-	size := st.Size()
 	off, _ := f.Seek(0, io.SeekCurrent) // stdin redirected from a file may be past its start
-	size -= off
+	size := st.Size() - off
 
 	sum := backend.NewChecksum()
-	pr := e.progress("put "+name, size)
-	body := io.TeeReader(io.Reader(f), io.MultiWriter(sum, pr))
-	opts := client.PutOptions{ID: backend.ID(*id), Importance: *imp, Checksum: spoolSum}
-	info, err := c.PutReader(e.ctx, body, size, opts)
-	pr.done()
+	bar := e.progress("put "+name, size)
+	body := io.TeeReader(f, io.MultiWriter(sum, bar))
+	info, err := c.PutReader(ctx, body, size, client.PutOptions{ID: backend.ID(id), Importance: importance, Checksum: spoolSum})
+	bar.finish()
 	if err != nil {
 		return err
 	}
 	if info.Checksum != sum.Sum32() {
 		// The server stored other bytes than we sent: remove them and fail.
-		_ = c.Delete(e.ctx, info.ID)
-		return fmt.Errorf("put %s: the server's checksum %08x differs from the file's %08x; object removed",
-			name, info.Checksum, sum.Sum32())
+		_ = c.Delete(ctx, info.ID)
+		return fmt.Errorf("put %s: %w: the server's CRC-32C %08x differs from the file's %08x; object removed",
+			name, backend.ErrCorrupt, info.Checksum, sum.Sum32())
 	}
 	if e.json {
 		return e.printJSON(info)
@@ -242,8 +230,8 @@ func (e *env) put(args []string) error {
 }
 
 // stdinFile returns stdin as a file of known size: stdin itself if it is a
-// regular file, else a temporary copy (removed when closed on Linux, as it is
-// unlinked at once), with the CRC-32C of its bytes.
+// regular file, else a temporary copy (unlinked at once, so it goes away
+// with the process), with the CRC-32C of its bytes.
 func (e *env) stdinFile() (*os.File, uint32, error) {
 	if f, ok := e.stdin.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
@@ -256,9 +244,9 @@ func (e *env) stdinFile() (*os.File, uint32, error) {
 	}
 	_ = os.Remove(tmp.Name()) // the open file lives on until closed
 	sum := backend.NewChecksum()
-	pr := e.progress("reading stdin", -1)
-	_, err = io.Copy(io.MultiWriter(tmp, sum, pr), e.stdin)
-	pr.done()
+	bar := e.progress("reading stdin", -1)
+	_, err = io.Copy(io.MultiWriter(tmp, sum, bar), e.stdin)
+	bar.finish()
 	if err == nil {
 		_, err = tmp.Seek(0, io.SeekStart)
 	}
@@ -269,45 +257,59 @@ func (e *env) stdinFile() (*os.File, uint32, error) {
 	return tmp, sum.Sum32(), nil
 }
 
-func (e *env) get(args []string) error {
-	fs := e.newFlags("get")
-	out := fs.String("o", "", "write to FILE instead of stdout (replaced atomically)")
-	offset := fs.Int64("offset", 0, "first byte to read")
-	length := fs.Int64("length", -1, "bytes to read (-1: to the end)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+func (e *env) getCommand() *cobra.Command {
+	var out string
+	var offset, length int64
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "write an object to stdout or to a file",
+		Long: `get writes an object (or the byte range --offset/--length of it) to stdout,
+or to FILE with -o, replaced atomically: a failed get leaves no file. A whole
+object's CRC-32C is checked against the server's.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: e.completeIDs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if offset < 0 || length < -1 {
+				return usagef("bad range --offset %d --length %d", offset, length)
+			}
+			return e.get(cmd.Context(), backend.ID(args[0]), out, offset, length)
+		}),
 	}
-	if len(pos) != 1 {
-		return usagef("get: want one object ID, got %d arguments", len(pos))
-	}
-	if *offset < 0 || *length < -1 {
-		return usagef("get: bad range --offset %d --length %d", *offset, *length)
-	}
-	id := backend.ID(pos[0])
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
+	cmd.Flags().Int64Var(&offset, "offset", 0, "first byte to read")
+	cmd.Flags().Int64Var(&length, "length", -1, "bytes to read (-1: to the end)")
+	return cmd
+}
+
+func (e *env) get(ctx context.Context, id backend.ID, out string, offset, length int64) error {
 	c, err := e.client()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	info, err := c.Info(e.ctx, id)
-	if err != nil {
-		return err
-	}
-	rc, err := c.GetReader(e.ctx, id, *offset, *length)
+	// The get first, so that a missing object is reported as the get's.
+	rc, err := c.GetReader(ctx, id, offset, length)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	n := info.Size - *offset
-	if *length >= 0 {
-		n = *length
+	var info backend.ObjectInfo
+	if r, ok := rc.(interface{ Info() backend.ObjectInfo }); ok {
+		info = r.Info() // the info of exactly the bytes read
+	} else if info, err = c.Info(ctx, id); err != nil {
+		return err
+	}
+	n := info.Size - offset
+	if sized, ok := rc.(interface{ Size() int64 }); ok {
+		n = sized.Size()
+	} else if length >= 0 {
+		n = length
 	}
 
 	var w io.Writer = e.stdout
 	var tmp *os.File
-	if *out != "" && *out != "-" {
-		if tmp, err = os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".distore-*"); err != nil {
+	if out != "" && out != "-" {
+		if tmp, err = os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".distore-*"); err != nil {
 			return err
 		}
 		defer func() {
@@ -319,202 +321,238 @@ func (e *env) get(args []string) error {
 		w = tmp
 	}
 	var sum hash.Hash32 = backend.NewChecksum()
-	pr := e.progress("get "+string(id), n)
-	got, err := io.Copy(io.MultiWriter(w, sum, pr), rc)
-	pr.done()
+	bar := e.progress("get "+string(id), n)
+	got, err := io.Copy(io.MultiWriter(w, sum, bar), rc)
+	bar.finish()
 	if err != nil {
 		return fmt.Errorf("get %q: after %d of %d bytes: %w", string(id), got, n, err)
 	}
 	if got != n {
 		return fmt.Errorf("get %q: got %d of %d bytes", string(id), got, n)
 	}
-	if *offset == 0 && n == info.Size && sum.Sum32() != info.Checksum {
-		return fmt.Errorf("get %q: %w: received bytes have CRC-32C %08x, the server recorded %08x",
+	if offset == 0 && n == info.Size && sum.Sum32() != info.Checksum {
+		return fmt.Errorf("get %q: %w: the bytes received have CRC-32C %08x, the server recorded %08x",
 			string(id), backend.ErrCorrupt, sum.Sum32(), info.Checksum)
 	}
-	if tmp != nil {
-		if err := tmp.Sync(); err != nil {
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp.Name(), *out); err != nil {
-			return err
-		}
-		tmp = nil
+	if tmp == nil {
+		return nil
 	}
-	if e.json && *out != "" && *out != "-" {
-		return e.printJSON(map[string]any{"id": id, "file": *out, "bytes": got})
+	if err := tmp.Sync(); err != nil {
+		return err
 	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	tmp = nil
+	if e.json {
+		return e.printJSON(map[string]any{"id": id, "file": out, "bytes": got})
+	}
+	fmt.Fprintf(e.stdout, "wrote %s to %s (%s)\n", id, out, backend.FormatBytes(got))
 	return nil
 }
 
-func (e *env) stat(args []string) error {
-	fs := e.newFlags("stat")
-	ids, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(ids) == 0 {
-		return usagef("stat: no object ID")
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var infos []backend.ObjectInfo
-	var errs []error
-	for _, id := range ids {
-		info, err := c.Info(e.ctx, backend.ID(id))
-		if err != nil {
-			errs = append(errs, err)
-			if len(ids) > 1 {
-				fmt.Fprintf(e.stderr, "distore: %v\n", err)
+func (e *env) statCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stat ID...",
+		Short: "show objects' info",
+		Long: `stat shows each object's size, tier, importance, pins, times and checksum.
+With --json: the info of one object, or {"objects":[...]} for several.`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: e.completeIDs,
+		RunE: runE(func(cmd *cobra.Command, ids []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
 			}
-			continue
-		}
-		infos = append(infos, info)
-	}
-	if e.json {
-		if len(ids) == 1 && len(infos) == 1 {
-			_ = e.printJSON(infos[0])
-		} else if len(infos) > 0 || len(ids) > 1 {
-			if infos == nil {
-				infos = []backend.ObjectInfo{}
+			defer c.Close()
+			b := &batch{e: e, total: len(ids)}
+			infos := []backend.ObjectInfo{}
+			for _, id := range ids {
+				info, err := c.Info(cmd.Context(), backend.ID(id))
+				if err != nil {
+					// HEAD is how stat asks; the user asked for a stat.
+					if ce, ok := err.(*client.Error); ok {
+						ce.Op = "stat"
+					}
+					b.add(id, err)
+					continue
+				}
+				infos = append(infos, info)
 			}
-			_ = e.printJSON(infos)
-		}
-	} else {
-		for i, info := range infos {
-			if i > 0 {
-				fmt.Fprintln(e.stdout)
+			if e.json {
+				if len(ids) == 1 {
+					if len(infos) == 1 {
+						return e.printJSON(infos[0])
+					}
+					return b.err() // run prints {"error":...}
+				}
+				_ = e.printJSON(b.doc(map[string]any{"objects": infos}))
+				if err := b.err(); err != nil {
+					return jsonDone{err}
+				}
+				return nil
+			}
+			for i, info := range infos {
+				if i > 0 {
+					fmt.Fprintln(e.stdout)
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(w, "id:\t%s\n", info.ID)
+				fmt.Fprintf(w, "size:\t%s (%d bytes)\n", backend.FormatBytes(info.Size), info.Size)
+				fmt.Fprintf(w, "tier:\t%s (level %s)\n", info.Tier, info.Level)
+				fmt.Fprintf(w, "importance:\t%d\n", info.Importance)
+				fmt.Fprintf(w, "pins:\t%d\n", info.Pins)
+				fmt.Fprintf(w, "created:\t%s\n", info.Created.Local().Format(time.RFC3339))
+				if !info.Accessed.IsZero() {
+					fmt.Fprintf(w, "accessed:\t%s\n", info.Accessed.Local().Format(time.RFC3339))
+				}
+				fmt.Fprintf(w, "crc32c:\t%08x\n", info.Checksum)
+				w.Flush()
+			}
+			return b.err()
+		}),
+	}
+}
+
+func (e *env) lsCommand() *cobra.Command {
+	var prefix string
+	var limit int
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:     "ls [PREFIX]",
+		Aliases: []string{"list"},
+		Short:   "list objects",
+		Long: `ls lists the objects whose ID starts with PREFIX (all of them by default),
+in ID order, then a line with their count and total size. -q prints only
+the IDs. With --json: {"objects":[...],"count":N,"bytes":N}.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if prefix != "" {
+					return usagef("give the prefix as an argument or as --prefix, not both")
+				}
+				prefix = args[0]
+			}
+			if limit < 0 {
+				return usagef("--limit %d is negative", limit)
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			objs := []backend.ObjectInfo{}
+			var total int64
+			for o, err := range c.All(cmd.Context(), prefix) {
+				if err != nil {
+					return err
+				}
+				objs = append(objs, o)
+				total += o.Size
+				if limit > 0 && len(objs) == limit {
+					break
+				}
+			}
+			switch {
+			case e.json:
+				return e.printJSON(map[string]any{"objects": objs, "count": len(objs), "bytes": total})
+			case quiet:
+				for _, o := range objs {
+					fmt.Fprintln(e.stdout, o.ID)
+				}
+				return nil
 			}
 			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "id:\t%s\n", info.ID)
-			fmt.Fprintf(w, "size:\t%s (%d bytes)\n", backend.FormatBytes(info.Size), info.Size)
-			fmt.Fprintf(w, "tier:\t%s (level %s)\n", info.Tier, info.Level)
-			fmt.Fprintf(w, "importance:\t%d\n", info.Importance)
-			fmt.Fprintf(w, "pins:\t%d\n", info.Pins)
-			fmt.Fprintf(w, "created:\t%s\n", info.Created.Local().Format(time.RFC3339))
-			if !info.Accessed.IsZero() {
-				fmt.Fprintf(w, "accessed:\t%s\n", info.Accessed.Local().Format(time.RFC3339))
+			fmt.Fprintln(w, "ID\tSIZE\tTIER\tIMPORTANCE\tPINS\tCREATED")
+			for _, o := range objs {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", o.ID, backend.FormatBytes(o.Size), o.Tier, o.Importance, o.Pins,
+					o.Created.Local().Format("2006-01-02 15:04:05"))
 			}
-			fmt.Fprintf(w, "crc32c:\t%08x\n", info.Checksum)
 			w.Flush()
-		}
+			fmt.Fprintf(e.stdout, "%s, %s\n", count(len(objs), "object"), backend.FormatBytes(total))
+			return nil
+		}),
 	}
-	return firstError(errs)
+	cmd.Flags().StringVar(&prefix, "prefix", "", "only IDs that start with this")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many objects (0: all)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the IDs")
+	return cmd
 }
 
-func (e *env) ls(args []string) error {
-	fs := e.newFlags("ls")
-	prefix := fs.String("prefix", "", "only IDs that start with this")
-	limit := fs.Int("limit", 0, "at most this many objects (0: all)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
+// count says "1 object", "3 objects".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
 	}
-	if len(pos) == 1 && *prefix == "" {
-		*prefix = pos[0] // "distore ls PREFIX"
-	} else if len(pos) > 0 {
-		return usagef("ls: unexpected arguments %q", pos)
-	}
-	if *limit < 0 {
-		return usagef("ls: --limit %d is negative", *limit)
-	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var objs []backend.ObjectInfo
-	for o, err := range c.All(e.ctx, *prefix) {
-		if err != nil {
-			return err
-		}
-		objs = append(objs, o)
-		if *limit > 0 && len(objs) == *limit {
-			break
-		}
-	}
-	if e.json {
-		if objs == nil {
-			objs = []backend.ObjectInfo{}
-		}
-		return e.printJSON(objs)
-	}
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSIZE\tTIER\tIMPORTANCE\tPINS\tCREATED")
-	var total int64
-	for _, o := range objs {
-		total += o.Size
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", o.ID, backend.FormatBytes(o.Size), o.Tier, o.Importance, o.Pins,
-			o.Created.Local().Format("2006-01-02 15:04:05"))
-	}
-	w.Flush()
-	fmt.Fprintf(e.stderr, "%d objects, %s\n", len(objs), backend.FormatBytes(total))
-	return nil
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
-func (e *env) stats(args []string) error {
-	fs := e.newFlags("stats")
-	if pos, err := parse(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("stats: unexpected arguments %q", pos)
+func (e *env) statsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "show the server's tiers: capacity, use, objects, pinned",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(st)
+			}
+			w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(w, "TIER\tLEVEL\tUSED\tCAPACITY\tUSE%\tOBJECTS\tPINNED\t")
+			row := func(s backend.Stats) {
+				pct := "-"
+				if s.Capacity > 0 {
+					pct = fmt.Sprintf("%.1f%%", 100*float64(s.Used)/float64(s.Capacity))
+				}
+				pinned := "-"
+				if s.PinnedObjects > 0 {
+					pinned = fmt.Sprintf("%s in %s", backend.FormatBytes(s.Pinned), count(int(s.PinnedObjects), "object"))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", s.Tier, s.Level, backend.FormatBytes(s.Used),
+					backend.FormatBytes(s.Capacity), pct, s.Objects, pinned)
+			}
+			for _, t := range st.Tiers {
+				row(t)
+			}
+			if len(st.Tiers) > 0 {
+				st.Tier = "total"
+			}
+			row(st)
+			return w.Flush()
+		}),
 	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := c.Stats(e.ctx)
-	if err != nil {
-		return err
-	}
-	if e.json {
-		return e.printJSON(st)
-	}
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "TIER\tLEVEL\tUSED\tCAPACITY\tUSE%\tOBJECTS\tPINNED\t")
-	row := func(s backend.Stats) {
-		pct := "-"
-		if s.Capacity > 0 {
-			pct = fmt.Sprintf("%.1f%%", 100*float64(s.Used)/float64(s.Capacity))
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s (%d)\t\n", s.Tier, s.Level, backend.FormatBytes(s.Used),
-			backend.FormatBytes(s.Capacity), pct, s.Objects, backend.FormatBytes(s.Pinned), s.PinnedObjects)
-	}
-	for _, t := range st.Tiers {
-		row(t)
-	}
-	if len(st.Tiers) > 0 {
-		st.Tier = "total"
-	}
-	row(st)
-	return w.Flush()
 }
 
-func (e *env) health(args []string) error {
-	fs := e.newFlags("health")
-	if pos, err := parse(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usagef("health: unexpected arguments %q", pos)
+func (e *env) healthCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "health",
+		Short: "check that the server answers and its store works",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Health(cmd.Context()); err != nil {
+				return err
+			}
+			if e.json {
+				return e.printJSON(map[string]string{"status": "ok", "server": c.URL()})
+			}
+			fmt.Fprintf(e.stdout, "ok: %s\n", c.URL())
+			return nil
+		}),
 	}
-	c, err := e.client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Health(e.ctx); err != nil {
-		return err
-	}
-	if e.json {
-		return e.printJSON(map[string]string{"status": "ok", "server": c.URL()})
-	}
-	fmt.Fprintf(e.stdout, "ok: %s\n", c.URL())
-	return nil
 }

@@ -4,13 +4,20 @@
 //	distore get ID [-o FILE]  write an object to stdout or FILE
 //	distore rm ID...          delete objects
 //	distore stat ID...        show objects' info
-//	distore ls [--prefix P]   list objects
+//	distore ls [PREFIX]       list objects
 //	distore pin|unpin|prefetch ID...
 //	distore stats             show the server's tiers and usage
+//	distore health            check the server answers
+//	distore completion bash|zsh|fish|powershell
 //
-// The server is --server URL, else $DISTORE_SERVER, else http://127.0.0.1:7070.
-// --json prints machine-readable output. A progress bar is drawn on stderr
-// for transfers that take more than a second, when stderr is a terminal.
+// `distore help COMMAND` (or COMMAND --help) describes each command;
+// docs/cli.md is the reference.
+//
+// Global flags: --server URL (else $DISTORE_SERVER, else
+// http://127.0.0.1:7070), --token T (else $DISTORE_TOKEN), --cacert FILE (a
+// CA to trust for https), --json (machine-readable output on stdout, errors
+// included: {"error":{"code":...,"message":...}}, exit status unchanged). A
+// progress bar is drawn on stderr for transfers when stderr is a terminal.
 //
 // put - (stdin): when stdin is a regular file its size is known and it is
 // streamed; otherwise (a pipe) it is first spooled to a temporary file in
@@ -24,9 +31,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -48,61 +52,20 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: distore [--server URL] [--json] COMMAND [ARGS]
-
-commands:
-  put FILE|-  [--id ID] [--importance N]   store a file or stdin; prints its ID
-  get ID [-o FILE] [--offset N] [--length N]  write an object to stdout or FILE
-  rm ID...                                 delete objects
-  stat ID...                               show objects' info
-  ls [--prefix P] [--limit N]              list objects (all pages; --limit caps)
-  pin ID...                                pin objects (never spilled or deleted)
-  unpin ID...                              take one pin off
-  prefetch ID...                           bring objects to the fastest tier
-  stats                                    tiers, capacity and usage
-  health                                   check the server answers
-
-flags (anywhere on the line):
-  --server URL   server address (default $DISTORE_SERVER or http://127.0.0.1:7070)
-  --json         machine-readable output
-
-exit status: 0 ok, 2 not found, 64 usage error, 1 other failure
-`
-
-// usageError is a bad command line.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// env is what a command runs with.
-type env struct {
-	ctx            context.Context
-	stdin          io.Reader
-	stdout, stderr io.Writer
-	json           bool
-	server         string
-}
-
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
-	err := e.dispatch(args)
-	var ue usageError
-	switch {
-	case err == nil:
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := e.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
 		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "distore: %v\n\n%s", err, usage)
-		return exitUsage
 	}
-	fmt.Fprintf(stderr, "distore: %v\n", err)
-	if isNotFound(err) {
-		return exitNotFound
+	if !e.json && jsonRequested(args) {
+		e.json = true // the command line failed to parse after --json
 	}
-	return exitFailure
+	return e.fail(err)
 }

@@ -1,11 +1,11 @@
-package main
+package servercmd
 
 // Every tier is compiled in, so --levels can name any of them; a tier that
 // cannot run here (no GPU, no S3 endpoint) refuses at start with its
-// ErrUnavailable message.
+// ErrUnavailable message. The GPU tier is in tiers_gpu.go, the Ceph tier in
+// tiers_ceph.go.
 import (
 	_ "distore/disk"
-	_ "distore/gpu"
 	_ "distore/remote/s3"
 	_ "distore/shmem"
 )

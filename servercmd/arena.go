@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"crypto/sha256"
@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -15,9 +16,9 @@ import (
 // shmDir is where the memory tier's arena file lives by default.
 const shmDir = "/dev/shm"
 
-// arenaPath is the default arena file of the memory tier for a data dir: one
+// ArenaPath is the default arena file of the memory tier for a data dir: one
 // per data dir, so a restarted server finds the objects it acknowledged.
-func arenaPath(dataDir string) string {
+func ArenaPath(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
@@ -26,12 +27,13 @@ func arenaPath(dataDir string) string {
 	return filepath.Join(shmDir, "distore-"+hex.EncodeToString(sum[:8])+".arena")
 }
 
-// defaultArena points the memory tier at a kept file in /dev/shm, so objects
-// in memory survive a restart or a crash of the server (not a reboot). Where
+// defaultArena points the memory tier at a file in /dev/shm, so objects in
+// memory survive a crash of the server (not a reboot), and a restart too when
+// keep is set (else a clean shutdown removes the file). Where
 // /dev/shm lacks the room, the tier keeps its anonymous memory and says that
 // a restart loses what only the memory tier holds.
-func defaultArena(c backend.Config, dataDir string, log *slog.Logger) {
-	path := arenaPath(dataDir)
+func defaultArena(c backend.Config, dataDir string, keep bool, log *slog.Logger) {
+	path := ArenaPath(dataDir)
 	capacity, err := backend.ParseBytes(c["capacity"])
 	if err != nil {
 		return // the tier reports the bad capacity
@@ -43,5 +45,8 @@ func defaultArena(c backend.Config, dataDir string, log *slog.Logger) {
 			"want", backend.FormatBytes(capacity), "dir", shmDir)
 		return
 	}
-	c["path"], c["keep"] = path, "true"
+	c["path"] = path
+	if _, ok := c["keep"]; !ok {
+		c["keep"] = strconv.FormatBool(keep)
+	}
 }

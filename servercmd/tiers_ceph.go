@@ -1,6 +1,6 @@
 //go:build ceph
 
-package main
+package servercmd
 
 // The Ceph RADOS tier needs cgo and librados: only with -tags ceph.
 import _ "distore/remote/ceph"

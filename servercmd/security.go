@@ -1,4 +1,4 @@
-package main
+package servercmd
 
 import (
 	"crypto/tls"

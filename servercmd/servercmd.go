@@ -1,8 +1,22 @@
-// Command distore-server runs distore's storage server: a stack of tiers
-// (package spill) served over the HTTP API of package server
-// (docs/http-api.md).
+// Package servercmd is the distore-server command as a library: the flags,
+// the YAML config, the tier stack and the HTTP server, started by Main. The
+// binary cmd/distore-server is one call to Main; a program that registers its
+// own tier (backend.Register, in an init function) and calls Main is a
+// distore-server that serves that tier too, as Caddy's plugins work:
 //
-//	distore-server                                  # memory,disk in ./distore-data
+//	package main
+//
+//	import (
+//		_ "example.com/mytier" // registers the tier "mytier"
+//		"distore/servercmd"
+//	)
+//
+//	func main() { servercmd.Main() } // then: --levels memory,mytier
+//
+// Every built-in tier (memory, disk, gpu, s3; ceph with -tags ceph) is
+// compiled in, so --levels can name any of them.
+//
+//	distore-server                                  # memory,disk in the data dir
 //	distore-server --levels memory,disk --listen 127.0.0.1:7070
 //	distore-server --config conf/distore.yaml
 //
@@ -11,16 +25,18 @@
 //	--levels           memory,disk
 //	--listen           127.0.0.1:7070 (port 0 picks a free port; the real
 //	                   address is logged as addr=...)
-//	--data-dir         $XDG_DATA_HOME/distore if XDG_DATA_HOME is set, else
-//	                   ./distore-data; the disk tier lives in DATA_DIR/disk
+//	--data-dir         $XDG_DATA_HOME/distore, else ~/.local/share/distore
+//	                   (./distore-data without a home); the disk tier lives in
+//	                   DATA_DIR/disk
 //	--memory-capacity  1GiB, or a quarter of the machine's RAM if less
 //
 // A YAML config (--config) sets the server's options and every tier's
 // options (see conf/distore.yaml); flags given on the command line override
 // it; unknown keys are errors. SIGINT or SIGTERM stop the server gracefully:
 // it stops accepting, lets in-flight requests finish for up to
-// --shutdown-timeout, then tears the tiers down.
-package main
+// --shutdown-timeout, then tears the tiers down. docs/server-flags.md lists
+// every flag.
+package servercmd
 
 import (
 	"context"
@@ -45,21 +61,38 @@ import (
 	"distore/spill"
 )
 
-func main() {
+// Exit statuses of Run.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 64
+)
+
+// Main runs the server with the process's arguments until SIGINT or SIGTERM,
+// then exits with Run's status.
+func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	code := Run(ctx, os.Args[1:], os.Stderr)
 	stop()
+	os.Exit(code)
+}
+
+// Run runs the server with args (without the program name) until ctx ends,
+// logging to stderr, and returns the exit status: 0 after a clean shutdown
+// (or --help), 64 for a bad command line or config value, 1 for any other
+// failure.
+func Run(ctx context.Context, args []string, stderr io.Writer) int {
+	err := run(ctx, args, stderr)
 	var ue usageError
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return ExitOK
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "distore-server: %v (see --help)\n", err)
-		os.Exit(64)
-	default:
-		fmt.Fprintf(os.Stderr, "distore-server: %v\n", err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "distore-server: %v (see --help)\n", err)
+		return ExitUsage
 	}
+	fmt.Fprintf(stderr, "distore-server: %v\n", err)
+	return ExitFailure
 }
 
 type usageError struct{ error }
@@ -97,6 +130,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+	// ReleaseArena removes the memory tier's arena file from /dev/shm at a
+	// clean shutdown, giving its memory back; objects only in the memory tier
+	// are then gone at the next start. By default the arena is kept, so a
+	// restart finds them.
+	ReleaseArena bool `yaml:"release_arena"`
 	// Tiers maps a tier name to its options (see each tier's package doc).
 	Tiers map[string]map[string]string `yaml:"tiers"`
 	// Security: tokens, TLS (security.go).
@@ -105,10 +143,7 @@ type Config struct {
 
 // defaults returns the configuration with no file and no flags.
 func defaults() Config {
-	dir := "./distore-data"
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		dir = filepath.Join(x, "distore")
-	}
+	dir := defaultDataDir()
 	return Config{
 		Listen:          "127.0.0.1:7070",
 		Levels:          "memory,disk",
@@ -119,6 +154,20 @@ func defaults() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 	}
+}
+
+// defaultDataDir is $XDG_DATA_HOME/distore, else ~/.local/share/distore (the
+// XDG default), else ./distore-data where there is no home directory: never
+// the working directory when there is a better place, so a server started in
+// a source tree does not leave its data there.
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "distore")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" && home != "/" {
+		return filepath.Join(home, ".local", "share", "distore")
+	}
+	return "./distore-data"
 }
 
 // defaultMemoryCapacity is 1 GiB, or a quarter of the RAM if that is less.
@@ -171,6 +220,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	addSecurityFlags(fs, &f.Security)
+	fs.BoolVar(&f.ReleaseArena, "release-arena", false, "remove the memory tier's arena from /dev/shm at a clean shutdown (objects only in memory are lost)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -207,6 +257,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	over("log-level", func() { cfg.LogLevel = f.LogLevel })
 	over("log-format", func() { cfg.LogFormat = f.LogFormat })
 	applySecurityFlags(set, f.Security, &cfg.Security)
+	over("release-arena", func() { cfg.ReleaseArena = f.ReleaseArena })
 	// A memory capacity given as a flag beats the tier's option from the file.
 	if set["memory-capacity"] && cfg.Tiers["memory"] != nil {
 		delete(cfg.Tiers["memory"], "capacity")
@@ -262,7 +313,7 @@ func tierConfigs(cfg Config, log *slog.Logger) (map[string]backend.Config, error
 				c["capacity"] = cfg.MemoryCapacity
 			}
 			if _, ok := c["path"]; !ok {
-				defaultArena(c, cfg.DataDir, log)
+				defaultArena(c, cfg.DataDir, !cfg.ReleaseArena, log)
 			}
 		case "disk":
 			if _, ok := c["dir"]; !ok {
@@ -357,6 +408,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("distore-server listening", "addr", addr, "url", scheme+"://"+addr, "levels", cfg.Levels,
 		"data_dir", cfg.DataDir, "tokens", len(opts.Tokens), "startup", time.Since(start).Round(time.Millisecond))
+	// Pins live in the stack's in-memory index only (docs/operating.md).
+	log.Info("pins are not persistent: a restart unpins every object")
 	if opts.Tokens == nil && !server.Loopback(addr) {
 		log.Warn("listening beyond loopback with --insecure: anyone who can connect may read and write", "addr", addr)
 	}

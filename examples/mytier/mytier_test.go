@@ -1,4 +1,4 @@
-package main
+package mytier
 
 import (
 	"context"
