@@ -78,6 +78,9 @@ type Options struct {
 	// 0 means one minute. A stalled put is aborted, freeing its reserved
 	// space; a stalled get releases the object.
 	IOTimeout time.Duration
+	// Cluster, when set, serves /v1/cluster/ (package cluster's Handler),
+	// behind the same handler chain as every other route.
+	Cluster http.Handler
 }
 
 // Server serves a backend over HTTP. It is safe for concurrent use.
@@ -130,6 +133,9 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 	m.HandleFunc("GET /v1/stats", s.handleStats)
 	m.HandleFunc("GET /healthz", s.handleHealth)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
+	if opts.Cluster != nil {
+		m.Handle("/v1/cluster/", opts.Cluster)
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowed(r.URL.Path); allow != "" {
 			writeError(w, r, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethod, allow: allow,

@@ -211,7 +211,9 @@ func (t *Tracker) reloadRev(ctx context.Context) (int64, error) {
 
 func (t *Tracker) setView(view map[string]Member) {
 	t.mu.Lock()
-	changed := !maps.EqualFunc(view, t.view, func(a, b Member) bool { return a.Incarnation == b.Incarnation && a.Addr == b.Addr && slices.Equal(a.Groups, b.Groups) })
+	changed := !maps.EqualFunc(view, t.view, func(a, b Member) bool {
+		return a.Incarnation == b.Incarnation && a.Addr == b.Addr && slices.Equal(a.Groups, b.Groups)
+	})
 	t.view = view
 	subs := t.subs
 	t.mu.Unlock()

@@ -95,6 +95,8 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// Tiers maps a tier name to its options (see each tier's package doc).
 	Tiers map[string]map[string]string `yaml:"tiers"`
+	// Cluster makes the server a cluster member (cluster.go).
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // defaults returns the configuration with no file and no flags.
@@ -162,6 +164,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.Owner, "owner", "", "node name put in generated IDs (owner.random)")
 	fs.StringVar(&f.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	applyCluster := clusterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -195,6 +198,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	over("io-timeout", func() { cfg.IOTimeout = f.IOTimeout })
 	over("log-level", func() { cfg.LogLevel = f.LogLevel })
 	over("log-format", func() { cfg.LogFormat = f.LogFormat })
+	if err := applyCluster(&cfg, set); err != nil {
+		return cfg, err
+	}
 	// A memory capacity given as a flag beats the tier's option from the file.
 	if set["memory-capacity"] && cfg.Tiers["memory"] != nil {
 		delete(cfg.Tiers["memory"], "capacity")
@@ -327,13 +333,24 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("tier", "name", t.Tier, "level", t.Level.String(), "capacity", backend.FormatBytes(t.Capacity),
 			"used", backend.FormatBytes(t.Used), "objects", t.Objects)
 	}
-	srv, err := server.New(st, server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	cm, err := startCluster(ctx, cfg, st, ln.Addr(), log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cm.Close()
+	srv, err := server.New(cm.Backend, server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout, Cluster: cm.Handler})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := cm.Register(srv.Registry()); err != nil {
+		ln.Close()
+		return err
 	}
 	addr := ln.Addr().String()
 	log.Info("distore-server listening", "addr", addr, "url", "http://"+addr, "levels", cfg.Levels,
