@@ -140,6 +140,10 @@ type PutOptions struct {
 	// Checksum, when non-zero, is the CRC-32C of the data (backend.Checksum): the
 	// server verifies it and stores nothing on a mismatch (ErrCorrupt).
 	Checksum uint32
+	// PrefetchGroup, when set, spreads the object to every server of this
+	// group after the put (cluster.go): the put returns once the object is
+	// stored on this server, and the spread runs in the background.
+	PrefetchGroup string
 }
 
 // Error is an error response of the server. It wraps the backend sentinel its
@@ -419,6 +423,11 @@ func (c *Client) put(ctx context.Context, r io.Reader, data []byte, size int64, 
 	defer resp.Body.Close()
 	if err := decodeInfo(resp.Body, &info); err != nil {
 		return info, fmt.Errorf("distore client: put %q: reading the reply: %w", string(opts.ID), err)
+	}
+	if opts.PrefetchGroup != "" {
+		if _, err := c.SpreadToGroup(ctx, info.ID, opts.PrefetchGroup); err != nil {
+			return info, err
+		}
 	}
 	return info, nil
 }
