@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -485,6 +486,52 @@ func TestRestartedServerRejoins(t *testing.T) {
 		})
 		if !bytes.Equal(got, data) {
 			t.Fatalf("%s: bytes differ", id)
+		}
+	}
+}
+
+// spreadTestSize is the object the group test spreads (the 256 MiB).
+const spreadTestSize = 256 << 20
+
+func TestGroupSpreadRoutesAroundDeadHop(t *testing.T) {
+	ctx := context.Background()
+	_, ps := startCluster(t, 4, "--group", "g")
+	a := ps[0].client()
+	eventually(t, 5*time.Second, "group g has four members", func() bool {
+		g, err := a.Groups(ctx)
+		return err == nil && len(g["g"]) == 4
+	})
+	sum := backend.NewChecksum()
+	src := io.TeeReader(io.LimitReader(mrand.NewChaCha8([32]byte{1}), spreadTestSize), sum)
+	if _, err := a.PutReader(ctx, src, spreadTestSize, client.PutOptions{ID: "big", PrefetchGroup: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	// The chain is n2 -> n3 -> n4: kill n3 once bytes reach it.
+	eventually(t, 60*time.Second, "bytes reach n3", func() bool {
+		return ps[2].metric("distore_cluster_peer_bytes_total", "direction", "in") > 0
+	})
+	ps[2].kill()
+	var s client.Spread
+	eventually(t, 120*time.Second, "the spread ends", func() bool {
+		var err error
+		s, err = a.SpreadStatus(ctx, "big")
+		return err == nil && s.Done
+	})
+	t.Logf("spread: %+v", s)
+	if !slices.Contains(s.Failed, "n3") || slices.Contains(s.Reached, "n3") {
+		t.Fatalf("n3 was killed mid-spread but the spread says reached %v, failed %v (was it killed too late?)", s.Reached, s.Failed)
+	}
+	for _, p := range []*proc{ps[1], ps[3]} {
+		if !slices.Contains(s.Reached, p.name) {
+			t.Fatalf("the spread did not reach %s: %+v", p.name, s)
+		}
+		// Local copies: info is answered without a fetch.
+		info, err := p.client().Info(ctx, "big")
+		if err != nil || info.Size != spreadTestSize || info.Checksum != sum.Sum32() {
+			t.Fatalf("%s's copy: %+v, %v (want %d bytes, crc %08x)", p.name, info, err, spreadTestSize, sum.Sum32())
+		}
+		if n := p.metric("distore_cluster_transfers_started_total"); n != 0 {
+			t.Fatalf("%s fetched instead of receiving the spread (%v transfers)", p.name, n)
 		}
 	}
 }
