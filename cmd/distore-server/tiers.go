@@ -5,7 +5,6 @@ package main
 // ErrUnavailable message.
 import (
 	_ "distore/disk"
-	_ "distore/gpu"
 	_ "distore/remote/s3"
 	_ "distore/shmem"
 )
