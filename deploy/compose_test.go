@@ -67,7 +67,9 @@ func TestComposeCluster(t *testing.T) {
 		return run(t, "docker-compose", append([]string{"-p", project, "-f", "compose.yaml"}, args...)...)
 	}
 	compose("up", "-d", "--build")
-	t.Cleanup(func() { exec.Command("docker-compose", "-p", project, "-f", "compose.yaml", "down", "-v", "-t", "2").Run() })
+	t.Cleanup(func() {
+		exec.Command("docker-compose", "-p", project, "-f", "compose.yaml", "down", "-v", "-t", "2").Run()
+	})
 	cl := map[string]*client.Client{}
 	for _, s := range []string{"s1", "s2", "s3"} {
 		c, err := client.New("http://" + compose("port", s, "7070"))
