@@ -495,11 +495,18 @@ func (n *Node) Delete(ctx context.Context, id backend.ID) error {
 		return backend.Errorf("delete", "cluster", id, backend.ErrPinned, "pinned on %s (this node)", n.self)
 	}
 	holders, err := n.locate(ctx, id)
-	if err != nil && !(errors.Is(err, backend.ErrNotFound) && lerr == nil) {
-		if errors.Is(err, backend.ErrNotFound) || lerr != nil {
-			return err
+	switch {
+	case err == nil:
+	case errors.Is(err, backend.ErrNotFound) && lerr == nil:
+		// Only here: the home forgot or never heard; delete this copy.
+	case lerr == nil:
+		// The home cannot be reached: delete this copy, and say others may remain.
+		if derr := n.local.Delete(ctx, id); derr != nil {
+			return derr
 		}
-		n.log.Warn("cluster: delete: cannot reach the home; deleting the local copy only", "id", id, "err", err)
+		return backend.Errorf("delete", "cluster", id, backend.ErrUnavailable, "deleted on %s; other copies may remain: %v", n.self, err)
+	default:
+		return err
 	}
 	for _, h := range holders {
 		m, ok := n.tr.Member(h)

@@ -146,12 +146,12 @@ func (t *Tracker) register(ctx context.Context) error {
 	lease, err := t.cli.Grant(gctx, int64(t.ttl.Seconds()+0.5))
 	cancel()
 	if err != nil {
-		return fmt.Errorf("tracker: lease: %w: %v", backend.ErrUnavailable, err)
+		return fmt.Errorf("tracker: etcd lease: %w: %v", backend.ErrUnavailable, err)
 	}
 	// The session keeps the lease alive until Close, whatever ctx does.
 	sess, err := concurrency.NewSession(t.cli, concurrency.WithLease(lease.ID), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
-		return fmt.Errorf("tracker: lease: %w: %v", backend.ErrUnavailable, err)
+		return fmt.Errorf("tracker: etcd lease: %w: %v", backend.ErrUnavailable, err)
 	}
 	t.mu.Lock()
 	t.self.Incarnation = time.Now().UnixNano()
@@ -177,7 +177,7 @@ func (t *Tracker) putSelf(ctx context.Context, sess *concurrency.Session, self M
 	pctx, cancel := context.WithTimeout(ctx, t.ttl)
 	defer cancel()
 	if _, err := t.cli.Put(pctx, t.memberKey(self.ID), string(v), clientv3.WithLease(sess.Lease())); err != nil {
-		return fmt.Errorf("tracker: registering %s: %w: %v", self.ID, backend.ErrUnavailable, err)
+		return fmt.Errorf("tracker: registering %s in etcd: %w: %v", self.ID, backend.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func (t *Tracker) reloadRev(ctx context.Context) (int64, error) {
 	defer cancel()
 	resp, err := t.cli.Get(gctx, t.prefix+"members/", clientv3.WithPrefix())
 	if err != nil {
-		return 0, fmt.Errorf("tracker: reading members: %w: %v", backend.ErrUnavailable, err)
+		return 0, fmt.Errorf("tracker: reading members from etcd: %w: %v", backend.ErrUnavailable, err)
 	}
 	view := map[string]Member{}
 	for _, kv := range resp.Kvs {
@@ -283,9 +283,9 @@ func (t *Tracker) watch(ctx context.Context, sess *concurrency.Session, rev int6
 			return
 		case wr, ok := <-wc:
 			if !ok || wr.Err() != nil {
-				err := fmt.Errorf("tracker: %w: watch ended", backend.ErrUnavailable)
+				err := fmt.Errorf("tracker: %w: etcd watch ended", backend.ErrUnavailable)
 				if ok {
-					err = fmt.Errorf("tracker: %w: watch: %v", backend.ErrUnavailable, wr.Err())
+					err = fmt.Errorf("tracker: %w: etcd watch: %v", backend.ErrUnavailable, wr.Err())
 				}
 				t.fail(err)
 				sleep(ctx, 200*time.Millisecond)
@@ -442,7 +442,7 @@ func (t *Tracker) editGroups(ctx context.Context, g string, join bool) error {
 		t.mu.Lock()
 		t.self.Groups = old
 		t.mu.Unlock()
-		return fmt.Errorf("tracker: group %q: %w", g, t.Err())
+		return fmt.Errorf("tracker: group %q: no etcd session: %w", g, t.Err())
 	}
 	if err := t.putSelf(ctx, sess, self); err != nil {
 		t.mu.Lock()
