@@ -48,6 +48,9 @@ func benchMain() int {
 	list := flag.Bool("list", false, "list the suites and exit")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	flag.Parse()
+	if rawTCPHelper() {
+		return 0
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {

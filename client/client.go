@@ -129,6 +129,10 @@ type PutOptions struct {
 	// Created, when non-zero, is kept as the object's creation time (an
 	// object copied from elsewhere keeps its own).
 	Created time.Time
+	// PrefetchGroup, when set, spreads the object to every server of this
+	// group after the put (cluster.go): the put returns once the object is
+	// stored on this server, and the spread runs in the background.
+	PrefetchGroup string
 }
 
 // Error is an error response of the server. It wraps the backend sentinel its
@@ -272,6 +276,11 @@ func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptio
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		return info, opError("put", opts.ID, fmt.Errorf("reading the reply: %w", err))
+	}
+	if opts.PrefetchGroup != "" {
+		if _, err := c.SpreadToGroup(ctx, info.ID, opts.PrefetchGroup); err != nil {
+			return info, err
+		}
 	}
 	return info, nil
 }

@@ -10,6 +10,10 @@ import (
 // registerBackendCollectors adds the collectors that know b's concrete type:
 // the spill and promote counters of a *spill.Stack.
 func registerBackendCollectors(reg *prometheus.Registry, b backend.Backend) {
+	// A wrapper (a cluster node over the stack) says what it wraps.
+	for u, ok := b.(interface{ Unwrap() backend.Backend }); ok; u, ok = b.(interface{ Unwrap() backend.Backend }) {
+		b = u.Unwrap()
+	}
 	if st, ok := b.(*spill.Stack); ok {
 		reg.MustRegister(&spillCollector{st: st})
 	}

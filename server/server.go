@@ -84,6 +84,9 @@ type Options struct {
 	MetricsAuth bool
 	// TLS, when set, makes Serve speak HTTPS with this configuration.
 	TLS *tls.Config
+	// Cluster, when set, serves /v1/cluster/ (package cluster's Handler),
+	// behind the same handler chain as every other route.
+	Cluster http.Handler
 }
 
 // Server serves a backend over HTTP. It is safe for concurrent use.
@@ -175,6 +178,9 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 		}
 		prom.ServeHTTP(w, r)
 	})
+	if opts.Cluster != nil {
+		m.Handle("/v1/cluster/", opts.Cluster)
+	}
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == wire.ObjectsPath+"/" { // an object path with an empty ID
 			s.fail(w, r, backend.CheckID(strings.ToLower(r.Method), "server", ""))

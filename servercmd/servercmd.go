@@ -139,6 +139,8 @@ type Config struct {
 	Tiers map[string]map[string]string `yaml:"tiers"`
 	// Security: tokens, TLS (security.go).
 	Security `yaml:",inline"`
+	// Cluster makes the server a cluster member (cluster.go).
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // defaults returns the configuration with no file and no flags.
@@ -221,6 +223,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&f.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	addSecurityFlags(fs, &f.Security)
 	fs.BoolVar(&f.ReleaseArena, "release-arena", false, "remove the memory tier's arena from /dev/shm at a clean shutdown (objects only in memory are lost)")
+	applyCluster := clusterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -258,6 +261,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	over("log-format", func() { cfg.LogFormat = f.LogFormat })
 	applySecurityFlags(set, f.Security, &cfg.Security)
 	over("release-arena", func() { cfg.ReleaseArena = f.ReleaseArena })
+	if err := applyCluster(&cfg, set); err != nil {
+		return cfg, err
+	}
 	// A memory capacity given as a flag beats the tier's option from the file.
 	if set["memory-capacity"] && cfg.Tiers["memory"] != nil {
 		delete(cfg.Tiers["memory"], "capacity")
@@ -394,12 +400,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.Security.serverOptions(cfg.Listen, &opts); err != nil {
 		return err
 	}
-	srv, err := server.New(st, opts)
+	// Listen before the cluster starts, so that it advertises the real address.
+	ln, err := server.Listen(ctx, cfg.Listen)
 	if err != nil {
 		return err
 	}
-	ln, err := server.Listen(ctx, cfg.Listen)
+	cm, err := startCluster(ctx, cfg, st, ln.Addr(), log)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer cm.Close()
+	opts.Cluster = cm.Handler
+	srv, err := server.New(cm.Backend, opts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := cm.Register(srv.Registry()); err != nil {
+		ln.Close()
 		return err
 	}
 	addr, scheme := ln.Addr().String(), "http"
