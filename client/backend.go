@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"distore/backend"
 	"distore/levels"
@@ -20,6 +21,55 @@ type Backend struct {
 	c      *Client
 	level  atomic.Uint32
 	closed atomic.Bool
+
+	// cut holds the IDs of writes this backend cut off mid-body, and when.
+	// The server releases such an ID when it sees the connection end,
+	// which may be after the next request for it arrives: a put of a cut
+	// ID that finds it taken waits a little for that (see retryCut).
+	mu  sync.Mutex
+	cut map[backend.ID]time.Time
+}
+
+// cutWait bounds how long a put waits for the server to release an ID
+// whose write this backend cut off.
+const cutWait = 2 * time.Second
+
+// markCut records that a write of id was cut off.
+func (b *Backend) markCut(id backend.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cut == nil {
+		b.cut = map[backend.ID]time.Time{}
+	}
+	now := time.Now()
+	for k, t := range b.cut {
+		if now.Sub(t) > cutWait {
+			delete(b.cut, k)
+		}
+	}
+	b.cut[id] = now
+}
+
+// retryCut runs put again while it fails with ErrExists for an ID whose
+// write this backend cut off less than cutWait ago.
+func (b *Backend) retryCut(ctx context.Context, id backend.ID, put func() error) error {
+	for {
+		err := put()
+		if !errors.Is(err, backend.ErrExists) {
+			return err
+		}
+		b.mu.Lock()
+		t, ok := b.cut[id]
+		b.mu.Unlock()
+		if !ok || time.Since(t) > cutWait {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // NewBackend returns c as a backend.Backend. Setup checks that the server
@@ -79,7 +129,12 @@ func (b *Backend) Put(ctx context.Context, id backend.ID, data []byte, opts back
 	if err := checkID("put", id); err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	return b.c.Put(ctx, data, putOpts(id, opts))
+	var info backend.ObjectInfo
+	err := b.retryCut(ctx, id, func() (err error) {
+		info, err = b.c.Put(ctx, data, putOpts(id, opts))
+		return err
+	})
+	return info, err
 }
 
 // Get reads the whole object into memory of its own.
@@ -87,7 +142,7 @@ func (b *Backend) Get(ctx context.Context, id backend.ID) (backend.Object, error
 	if err := b.check("get", id); err != nil {
 		return nil, err
 	}
-	r, err := b.c.getReader(ctx, id, 0, -1)
+	r, err := b.c.getReader(ctx, id, 0, -1, true)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +186,7 @@ func (b *Backend) OpenReader(ctx context.Context, id backend.ID, offset, length 
 	if err := b.check("open reader", id); err != nil {
 		return nil, err
 	}
-	r, err := b.c.getReader(ctx, id, offset, length)
+	r, err := b.c.getReader(ctx, id, offset, length, true)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +224,14 @@ func (b *Backend) OpenWriter(ctx context.Context, id backend.ID, size int64, opt
 		return nil, fmt.Errorf("distore client: put %q: %w: size %d is negative", string(id), backend.ErrInvalidArgument, size)
 	}
 	pr, pw := io.Pipe()
-	w := &writer{id: id, size: size, pw: pw, done: make(chan struct{})}
+	w := &writer{ctx: ctx, id: id, size: size, pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		_, w.err = b.c.PutReader(ctx, pr, size, putOpts(id, opts))
 		pr.CloseWithError(errAborted) // a Write after the put ended fails
+		if w.err != nil {
+			b.markCut(id)
+		}
 	}()
 	return w, nil
 }
@@ -181,8 +239,13 @@ func (b *Backend) OpenWriter(ctx context.Context, id backend.ID, size int64, opt
 var errAborted = errors.New("write aborted")
 
 // writer is OpenWriter's: a pipe into a PutReader running in a goroutine.
+// It holds the body's last byte back until Close: the server publishes the
+// object when the last byte arrives, and a write whose context was
+// cancelled meanwhile must leave nothing.
 type writer struct {
+	ctx     context.Context
 	id      backend.ID
+	last    []byte // the held-back last byte, once written
 	size    int64
 	written int64
 	pw      *io.PipeWriter
@@ -197,7 +260,15 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("distore client: put %q: %w: writing %d bytes past the declared %d", string(w.id),
 			backend.ErrInvalidArgument, w.written+int64(len(p))-w.size, w.size)
 	}
-	n, err := w.pw.Write(p)
+	if err := w.ctx.Err(); err != nil {
+		w.Abort()
+		return 0, opError("put", w.id, err)
+	}
+	send := p
+	if len(p) > 0 && w.written+int64(len(p)) == w.size {
+		send, w.last = p[:len(p)-1], []byte{p[len(p)-1]}
+	}
+	n, err := w.pw.Write(send)
 	w.written += int64(n)
 	if err != nil {
 		<-w.done
@@ -206,11 +277,13 @@ func (w *writer) Write(p []byte) (int, error) {
 		}
 		return n, opError("put", w.id, err)
 	}
-	return n, nil
+	w.written += int64(len(w.last))
+	return len(p), nil
 }
 
-// Close ends the body and returns the put's result; with fewer bytes than
-// declared the put fails and nothing is stored.
+// Close sends the last byte, if the context is still live, and returns the
+// put's result; with fewer bytes than declared the put fails and nothing is
+// stored.
 func (w *writer) Close() error {
 	w.once.Do(func() {
 		if w.written < w.size {
@@ -219,6 +292,22 @@ func (w *writer) Close() error {
 			w.result = fmt.Errorf("distore client: put %q: %w: %d of %d bytes written; nothing stored",
 				string(w.id), backend.ErrInvalidArgument, w.written, w.size)
 			return
+		}
+		if err := w.ctx.Err(); err != nil {
+			w.pw.CloseWithError(err)
+			<-w.done
+			w.result = opError("put", w.id, err)
+			return
+		}
+		if len(w.last) > 0 { // an empty object has no body to finish
+			if _, err := w.pw.Write(w.last); err != nil {
+				<-w.done
+				w.result = w.err
+				if w.result == nil {
+					w.result = opError("put", w.id, err)
+				}
+				return
+			}
 		}
 		w.pw.Close()
 		<-w.done

@@ -295,7 +295,7 @@ func (c *Client) Get(ctx context.Context, id backend.ID) ([]byte, error) {
 // across calls saves an allocation and the page faults of fresh memory per
 // object, which matters for large objects read in a loop.
 func (c *Client) GetInto(ctx context.Context, id backend.ID, buf []byte) ([]byte, error) {
-	r, err := c.getReader(ctx, id, 0, -1)
+	r, err := c.getReader(ctx, id, 0, -1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func (c *Client) GetInto(ctx context.Context, id backend.ID, buf []byte) ([]byte
 // has the methods Size() int64 (the bytes it yields) and
 // Info() backend.ObjectInfo (the info of the object these bytes are from).
 func (c *Client) GetReader(ctx context.Context, id backend.ID, offset, length int64) (io.ReadCloser, error) {
-	r, err := c.getReader(ctx, id, offset, length)
+	r, err := c.getReader(ctx, id, offset, length, true)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,9 @@ func (r *Reader) Size() int64 { return r.size }
 // Info returns the info of the object the reader's bytes are from.
 func (r *Reader) Info() backend.ObjectInfo { return r.info }
 
-func (c *Client) getReader(ctx context.Context, id backend.ID, offset, length int64) (*Reader, error) {
+// getReader is GetReader; withInfo parses the object's info from the
+// headers (GetInto, which returns only bytes, skips it).
+func (c *Client) getReader(ctx context.Context, id backend.ID, offset, length int64, withInfo bool) (*Reader, error) {
 	if err := checkID("get", id); err != nil {
 		return nil, err
 	}
@@ -387,7 +389,10 @@ func (c *Client) getReader(ctx context.Context, id backend.ID, offset, length in
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent:
 		return nil, respError("get", id, resp)
 	}
-	info, err := wire.ParseInfo(id, resp.Header)
+	var info backend.ObjectInfo
+	if withInfo {
+		info, err = wire.ParseInfo(id, resp.Header)
+	}
 	fail := func(err error) (*Reader, error) {
 		resp.Body.Close()
 		return nil, opError("get", id, err)
