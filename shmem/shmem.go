@@ -141,7 +141,9 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if s.maxObjects == 0 {
 		s.maxObjects = max(1024, s.capacity>>10)
 	}
-	return s, nil
+	// Wrapped: the ID, context and lifecycle checks are backend.Wrap's, so
+	// every handle on a Store has them and the Store does not repeat them.
+	return backend.Wrap(Name, s), nil
 }
 
 // Setup maps the memory (creating the memfd or file, or re-opening the file
@@ -294,16 +296,6 @@ func (s *Store) checkOpen(op string, id backend.ID) error {
 	return nil
 }
 
-func checkArgs(ctx context.Context, op string, id backend.ID) error {
-	if err := backend.CheckID(op, Name, id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, id, err, "")
-	}
-	return nil
-}
-
 // info returns e's ObjectInfo; the caller holds s.mu.
 func (e *entry) info() backend.ObjectInfo {
 	return backend.ObjectInfo{ID: e.id, Size: e.size, Level: levels.Memory, Tier: Name,
@@ -442,9 +434,6 @@ func (s *Store) publish(op string, e *entry, opts backend.PutOptions) error {
 // Put stores a copy of data under id, computing its checksum in the same pass.
 func (s *Store) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	const op = "put"
-	if err := checkArgs(ctx, op, id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	s.mu.Lock()
 	e, err := s.reserve(op, id, int64(len(data)))
 	if err != nil {
@@ -490,9 +479,6 @@ func (s *Store) lookup(op string, id backend.ID) (*entry, error) {
 
 // open takes a reference on the object and the mapping, for Get and OpenReader.
 func (s *Store) open(ctx context.Context, op string, id backend.ID) (*object, error) {
-	if err := checkArgs(ctx, op, id); err != nil {
-		return nil, err
-	}
 	now := coarseNow()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -565,9 +551,6 @@ func (s *Store) Get(ctx context.Context, id backend.ID) (backend.Object, error) 
 // Delete removes the object. Its space is reused once no Object still reads it.
 func (s *Store) Delete(ctx context.Context, id backend.ID) error {
 	const op = "delete"
-	if err := checkArgs(ctx, op, id); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.lookup(op, id)
@@ -593,9 +576,6 @@ func (s *Store) Delete(ctx context.Context, id backend.ID) error {
 // ObjectInfo returns the object's metadata.
 func (s *Store) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
 	const op = "info"
-	if err := checkArgs(ctx, op, id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, err := s.lookup(op, id)
@@ -679,9 +659,6 @@ func (s *Store) Unpin(ctx context.Context, id backend.ID) error {
 // addPin changes the object's pin count by d (+1 or -1; ErrNotPinned below
 // zero). The pinned counters count the records of objects with a pin.
 func (s *Store) addPin(ctx context.Context, op string, id backend.ID, d int) error {
-	if err := checkArgs(ctx, op, id); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.lookup(op, id)

@@ -58,15 +58,7 @@ var Sizes = []int64{0, 1, 4 << 10, 1<<20 + 1, 64 << 20}
 
 // Run runs the conformance suite.
 func Run(t *testing.T, f Factory) {
-	if f.New == nil && f.Make != nil {
-		f.New = func(t testing.TB, capacity int64) backend.Backend {
-			b := f.Make(t, capacity)
-			if err := b.Setup(context.Background()); err != nil {
-				t.Fatalf("Setup: %v", err)
-			}
-			return b
-		}
-	}
+	f = f.withNew()
 	if f.New == nil {
 		t.Fatal("backendtest: Factory.New and Factory.Make are nil")
 	}
@@ -92,6 +84,20 @@ func Run(t *testing.T, f Factory) {
 	t.Run("CancelledContext", s.cancelled)
 	t.Run("AfterTeardown", s.afterTeardown)
 	t.Run("Concurrent", s.concurrent)
+}
+
+// withNew returns f with New made from Make (and Setup) when only Make is set.
+func (f Factory) withNew() Factory {
+	if f.New == nil && f.Make != nil {
+		f.New = func(t testing.TB, capacity int64) backend.Backend {
+			b := f.Make(t, capacity)
+			if err := b.Setup(context.Background()); err != nil {
+				t.Fatalf("Setup: %v", err)
+			}
+			return b
+		}
+	}
+	return f
 }
 
 // RunRestart runs only the suite's restart test (f.New and f.Restart), for a
@@ -852,7 +858,9 @@ func closedCalls(t *testing.T, when string, b backend.Backend, tier string, id b
 	check("Prefetch", b.Prefetch(ctx, id))
 	_, err = b.Stats(ctx)
 	check("Stats", err)
-	check("Teardown", b.Teardown(ctx))
+	if err := b.Teardown(ctx); err != nil && !errors.Is(err, backend.ErrClosed) {
+		t.Errorf("Teardown %s: %v; want nil or ErrClosed", when, err)
+	}
 }
 
 // lifecycle: before Setup and after Teardown every call is ErrClosed, with

@@ -17,6 +17,7 @@ var BenchSizes = []int64{4 << 10, 1 << 20, 64 << 20}
 // backend is made with BigCapacity; objects are deleted as they go so the
 // capacity is never the limit.
 func Bench(b *testing.B, f Factory) {
+	f = f.withNew()
 	for _, size := range BenchSizes {
 		data := Payload(size, uint64(size))
 		b.Run(fmt.Sprintf("Put/%s", sizeLabel(size)), func(b *testing.B) {
