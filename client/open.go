@@ -42,7 +42,7 @@ func Open(ctx context.Context, addr string, opts ...Option) (Store, error) {
 // GetObject returns the object's bytes (a copy: over HTTP nothing is shared)
 // with the metadata of exactly those bytes.
 func (c *Client) GetObject(ctx context.Context, id backend.ID) (backend.Object, error) {
-	r, err := c.getReader(ctx, id, 0, -1)
+	r, err := c.getReader(ctx, id, 0, -1, true)
 	if err != nil {
 		return nil, err
 	}
