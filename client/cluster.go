@@ -51,7 +51,7 @@ type Spread struct {
 // server that is not in a cluster).
 func (c *Client) Nodes(ctx context.Context) (Nodes, error) {
 	var n Nodes
-	err := c.getJSON(ctx, "nodes", c.base+"/v1/cluster/nodes", &n)
+	err := c.getJSON(ctx, "nodes", "/v1/cluster/nodes", &n)
 	return n, err
 }
 
@@ -60,7 +60,7 @@ func (c *Client) Groups(ctx context.Context) (map[string][]string, error) {
 	var g struct {
 		Groups map[string][]string `json:"groups"`
 	}
-	err := c.getJSON(ctx, "groups", c.base+"/v1/cluster/groups", &g)
+	err := c.getJSON(ctx, "groups", "/v1/cluster/groups", &g)
 	return g.Groups, err
 }
 
@@ -93,16 +93,16 @@ func (c *Client) SpreadToNodes(ctx context.Context, id backend.ID, nodes []strin
 // SpreadStatus returns where the last spread of id started on this server has reached.
 func (c *Client) SpreadStatus(ctx context.Context, id backend.ID) (Spread, error) {
 	var s Spread
-	err := c.getJSON(ctx, "spread status", c.base+"/v1/cluster/spreads/"+url.PathEscape(string(id)), &s)
+	err := c.getJSON(ctx, "spread status", "/v1/cluster/spreads/"+url.PathEscape(string(id)), &s)
 	return s, err
 }
 
 func (c *Client) clusterPost(ctx context.Context, op, path, query string, want int, out any) error {
-	u := c.base + "/v1/cluster/" + path
+	u := "/v1/cluster/" + path
 	if query != "" {
 		u += "?" + query
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	req, err := c.newRequest(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return fmt.Errorf("distore client: %s: %w", op, err)
 	}
