@@ -55,7 +55,9 @@ Exit status: 0 ok, 2 an object was not found, 64 usage error, 1 other failure.`,
 		e.eachCommand("rm", []string{"delete"}, "delete objects", "deleted", (*client.Client).Delete),
 		e.eachCommand("pin", nil, "pin objects: never spilled nor deleted until unpinned", "pinned", (*client.Client).Pin),
 		e.eachCommand("unpin", nil, "take one pin off objects", "unpinned", (*client.Client).Unpin),
-		e.eachCommand("prefetch", nil, "bring objects to the server's fastest tier", "prefetched", (*client.Client).Prefetch))
+		e.eachCommand("prefetch", nil, "bring objects to the server's fastest tier", "prefetched", (*client.Client).Prefetch),
+		e.schemaCommand())
+	root.AddCommand(e.clusterCommands()...)
 	return root
 }
 
@@ -158,7 +160,7 @@ func (e *env) eachCommand(name string, aliases []string, short, did string,
 }
 
 func (e *env) putCommand() *cobra.Command {
-	var id string
+	var id, group string
 	var importance int
 	cmd := &cobra.Command{
 		Use:   "put FILE|-",
@@ -173,15 +175,16 @@ server's: on a mismatch the object is removed and put fails.`,
 					return usagef("--id: %v", err)
 				}
 			}
-			return e.put(cmd.Context(), args[0], id, importance)
+			return e.put(cmd.Context(), args[0], client.PutOptions{ID: backend.ID(id), Importance: importance, PrefetchGroup: group})
 		}),
 	}
+	cmd.Flags().StringVar(&group, "group", "", "spread the object to every server of this prefetch group after the put")
 	cmd.Flags().StringVar(&id, "id", "", "the object's ID (default: the server makes one)")
 	cmd.Flags().IntVar(&importance, "importance", 0, "higher stays in faster tiers longer")
 	return cmd
 }
 
-func (e *env) put(ctx context.Context, name, id string, importance int) error {
+func (e *env) put(ctx context.Context, name string, opts client.PutOptions) error {
 	c, err := e.client()
 	if err != nil {
 		return err
@@ -211,7 +214,8 @@ func (e *env) put(ctx context.Context, name, id string, importance int) error {
 	sum := backend.NewChecksum()
 	bar := e.progress("put "+name, size)
 	body := io.TeeReader(f, io.MultiWriter(sum, bar))
-	info, err := c.PutReader(ctx, body, size, client.PutOptions{ID: backend.ID(id), Importance: importance, Checksum: spoolSum})
+	opts.Checksum = spoolSum
+	info, err := c.PutReader(ctx, body, size, opts)
 	bar.finish()
 	if err != nil {
 		return err
@@ -258,7 +262,7 @@ func (e *env) stdinFile() (*os.File, uint32, error) {
 }
 
 func (e *env) getCommand() *cobra.Command {
-	var out string
+	var out, columns, rows, format string
 	var offset, length int64
 	cmd := &cobra.Command{
 		Use:   "get ID",
@@ -272,9 +276,18 @@ object's CRC-32C is checked against the server's.`,
 			if offset < 0 || length < -1 {
 				return usagef("bad range --offset %d --length %d", offset, length)
 			}
+			if columns != "" || rows != "" || format != "" {
+				if offset != 0 || length != -1 {
+					return usagef("--offset/--length select bytes, --columns/--rows an Arrow table's parts: not both")
+				}
+				return e.getColumns(cmd.Context(), backend.ID(args[0]), out, columns, rows, format)
+			}
 			return e.get(cmd.Context(), backend.ID(args[0]), out, offset, length)
 		}),
 	}
+	cmd.Flags().StringVar(&columns, "columns", "", "Arrow objects: the columns to read (a,c; default all)")
+	cmd.Flags().StringVar(&rows, "rows", "", "Arrow objects: the rows to read (start:end)")
+	cmd.Flags().StringVar(&format, "format", "", "Arrow objects: arrow (IPC stream, the default), csv or json")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
 	cmd.Flags().Int64Var(&offset, "offset", 0, "first byte to read")
 	cmd.Flags().Int64Var(&length, "length", -1, "bytes to read (-1: to the end)")
