@@ -31,6 +31,7 @@ import (
 	"distore/client"
 	"distore/internal/etcdtest"
 	"distore/internal/testutil"
+	"distore/servercmd"
 )
 
 var serverBin string
@@ -79,6 +80,9 @@ func startNode(t *testing.T, e *etcdtest.Etcd, name, dir string, extra ...string
 	args := append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--etcd", e.Endpoint(), "--node-id", name,
 		"--lease-ttl", testTTL.String(), "--memory-capacity", "64MiB"}, extra...)
 	p := &proc{t: t, name: name, dir: dir, args: args}
+	// The server keeps its arena in /dev/shm at stop (for restarts): remove it
+	// after the test, once the process is gone (cleanups run last-in first).
+	t.Cleanup(func() { os.Remove(servercmd.ArenaPath(dir)) })
 	p.start()
 	t.Cleanup(p.stop)
 	return p
