@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"distore/backend"
+	"distore/wire"
 )
 
 // Internal routes, all under RoutePrefix and mounted by the server behind its
@@ -26,53 +26,21 @@ const (
 	headerOrigin     = "X-Distore-Origin"
 )
 
-// errorBody is the JSON body of an error answer.
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// The codes of errorBody, one per sentinel; wire.go is the one table both
-// ends use.
-var codes = []struct {
-	code   string
-	status int
-	err    error
-}{
-	{"not_found", http.StatusNotFound, backend.ErrNotFound},
-	{"exists", http.StatusConflict, backend.ErrExists},
-	{"pinned", http.StatusConflict, backend.ErrPinned},
-	{"not_pinned", http.StatusConflict, backend.ErrNotPinned},
-	{"invalid_id", http.StatusBadRequest, backend.ErrInvalidID},
-	{"invalid_argument", http.StatusBadRequest, backend.ErrInvalidArgument},
-	{"full", http.StatusInsufficientStorage, backend.ErrFull},
-	{"too_large", http.StatusRequestEntityTooLarge, backend.ErrTooLarge},
-	{"corrupt", http.StatusUnprocessableEntity, backend.ErrCorrupt},
-	{"unavailable", http.StatusServiceUnavailable, backend.ErrUnavailable},
-	{"closed", http.StatusServiceUnavailable, backend.ErrClosed},
-}
-
+// Errors travel as the HTTP API's do (package wire): one table of codes and
+// sentinels for every door.
 func writeErr(w http.ResponseWriter, err error) {
-	code, status := "internal", http.StatusInternalServerError
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
-			code, status = c.code, c.status
-			break
-		}
-	}
+	status, code := wire.Classify(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(errorBody{Code: code, Message: err.Error()})
+	json.NewEncoder(w).Encode(wire.NewErrorBody(code, err))
 }
 
 // respErr turns an error answer from node into an error wrapping its sentinel.
 func respErr(op, node string, id backend.ID, resp *http.Response) error {
-	var eb errorBody
+	var eb wire.ErrorBody
 	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb)
-	for _, c := range codes {
-		if c.code == eb.Code {
-			return backend.Errorf(op, "cluster", id, c.err, "node %s: %s", node, eb.Message)
-		}
+	if s := wire.CodeSentinel(eb.Code); s != nil {
+		return backend.Errorf(op, "cluster", id, s, "node %s: %s", node, eb.Message)
 	}
 	return backend.Errorf(op, "cluster", id, backend.ErrUnavailable, "node %s answered %s: %s", node, resp.Status, eb.Message)
 }
