@@ -359,6 +359,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	slog.SetDefault(log)
+	// Tokens, TLS and the protected-mode check first: a refused start takes
+	// nothing (no arena in /dev/shm, no files).
+	opts := server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout}
+	if err := cfg.Security.serverOptions(cfg.Listen, &opts); err != nil {
+		return err
+	}
 	cfgs, err := tierConfigs(cfg, log)
 	if err != nil {
 		return err
@@ -395,10 +401,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	for _, t := range stats.Tiers {
 		log.Info("tier", "name", t.Tier, "level", t.Level.String(), "capacity", backend.FormatBytes(t.Capacity),
 			"used", backend.FormatBytes(t.Used), "objects", t.Objects)
-	}
-	opts := server.Options{Logger: log, Owner: cfg.Owner, IOTimeout: cfg.IOTimeout}
-	if err := cfg.Security.serverOptions(cfg.Listen, &opts); err != nil {
-		return err
 	}
 	// Listen before the cluster starts, so that it advertises the real address.
 	ln, err := server.Listen(ctx, cfg.Listen)

@@ -21,17 +21,23 @@ import (
 
 	"distore/backend"
 	"distore/client"
+	"distore/servercmd"
 	"distore/wire"
 )
 
 // TestProtectedMode: listening beyond loopback without a token file is
-// refused before anything listens.
+// refused before anything listens, and before it takes anything (no arena).
 func TestProtectedMode(t *testing.T) {
+	dir := t.TempDir()
 	out, err := exec.Command(serverBin, "--levels", "memory", "--memory-capacity", "8MiB",
-		"--listen", "0.0.0.0:0", "--data-dir", t.TempDir()).CombinedOutput()
+		"--listen", "0.0.0.0:0", "--data-dir", dir).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 64 || !strings.Contains(string(out), "--token-file") {
 		t.Fatalf("--listen 0.0.0.0:0 without tokens: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(servercmd.ArenaPath(dir)); err == nil {
+		os.Remove(servercmd.ArenaPath(dir))
+		t.Error("a refused start left its arena in /dev/shm")
 	}
 }
 
