@@ -103,7 +103,11 @@ func benchMain() int {
 		if seen[n] {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "unknown suite %q (see -list)\n", n)
+		hint := "see -list"
+		if n == "ceph" {
+			hint = "the ceph suite needs cgo and librados: go run -tags ceph ./bench -suite ceph"
+		}
+		fmt.Fprintf(os.Stderr, "unknown suite %q (%s)\n", n, hint)
 		failed = true
 	}
 	if failed {
