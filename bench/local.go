@@ -50,7 +50,8 @@ func runLocalBench(ctx context.Context, r *report) error {
 	if err != nil {
 		return err
 	}
-	url, stopHTTP, err := srvServe(ctx, srv)
+	addr, stopHTTP, err := srvServe(ctx, srv)
+	url := "http://" + addr
 	if err != nil {
 		return err
 	}
