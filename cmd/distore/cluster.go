@@ -19,12 +19,7 @@ func (e *env) clusterCommands() []*cobra.Command {
 		Use:   "nodes",
 		Short: "list the cluster's live servers, as the server sees them",
 		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			n, err := c.Nodes(cmd.Context())
 			if err != nil {
 				return err
@@ -55,12 +50,7 @@ func (e *env) clusterCommands() []*cobra.Command {
 		Use:   "groups",
 		Short: "list the prefetch groups and their members",
 		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			g, err := c.Groups(cmd.Context())
 			if err != nil {
 				return err

@@ -69,12 +69,7 @@ func (e *env) schemaCommand() *cobra.Command {
 		Use:   "schema ID",
 		Short: "show an Arrow object's schema (read without its data)",
 		Args:  cobra.ExactArgs(1),
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, args []string, c *client.Client) error {
 			s, err := c.Schema(cmd.Context(), backend.ID(args[0]))
 			if err != nil {
 				return err

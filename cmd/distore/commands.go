@@ -72,6 +72,19 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
+// withClient is runE for a command that talks to the server: f gets a
+// client for the global flags, closed after it.
+func (e *env) withClient(f func(cmd *cobra.Command, args []string, c *client.Client) error) func(*cobra.Command, []string) error {
+	return runE(func(cmd *cobra.Command, args []string) error {
+		c, err := e.client()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return f(cmd, args, c)
+	})
+}
+
 // client returns a client for the global flags.
 func (e *env) client() (*client.Client, error) {
 	u := e.server
@@ -130,12 +143,7 @@ func (e *env) eachCommand(name string, aliases []string, short, did string,
 		Short:             short,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: e.completeIDs,
-		RunE: runE(func(cmd *cobra.Command, ids []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, ids []string, c *client.Client) error {
 			b := &batch{e: e, total: len(ids)}
 			done := []string{}
 			for _, id := range ids {
@@ -375,12 +383,7 @@ func (e *env) statCommand() *cobra.Command {
 With --json: the info of one object, or {"objects":[...]} for several.`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: e.completeIDs,
-		RunE: runE(func(cmd *cobra.Command, ids []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, ids []string, c *client.Client) error {
 			b := &batch{e: e, total: len(ids)}
 			infos := []backend.ObjectInfo{}
 			for _, id := range ids {
@@ -508,12 +511,7 @@ func (e *env) statsCommand() *cobra.Command {
 		Use:   "stats",
 		Short: "show the server's tiers: capacity, use, objects, pinned",
 		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			st, err := c.Stats(cmd.Context())
 			if err != nil {
 				return err
@@ -552,12 +550,7 @@ func (e *env) healthCommand() *cobra.Command {
 		Use:   "health",
 		Short: "check that the server answers and its store works",
 		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: e.withClient(func(cmd *cobra.Command, _ []string, c *client.Client) error {
 			if err := c.Health(cmd.Context()); err != nil {
 				return err
 			}
