@@ -213,6 +213,11 @@ func TestLocalHeldNeverMoved(t *testing.T) {
 		t.Fatalf("the unheld object of the same importance was not spilled: the test proves nothing")
 	}
 	obj.Close()
+	// The release has no reply; the server handles a connection's frames in
+	// order, so once a later request is answered the release is done.
+	if _, err := l.Info(ctx, held.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.st.Put(ctx, "fill-more", randBytes(1<<20), backend.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
