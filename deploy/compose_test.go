@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,32 @@ func need(t *testing.T, bins ...string) {
 	}
 }
 
+// staticBinary is where staticServer builds; scripts/test.sh builds the
+// same command ahead (while Ceph starts), so here it is a cache hit.
+const staticBinary = "build/distore-server"
+
+var (
+	staticOnce sync.Once
+	staticErr  error
+)
+
+// staticServer builds a static distore-server (no cgo, no GPU tier, paths
+// trimmed) once for all the container tests, and returns its path.
+func staticServer(t *testing.T) string {
+	t.Helper()
+	staticOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-tags", "nogpu", "-trimpath", "-o", staticBinary, "distore/cmd/distore-server")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			staticErr = fmt.Errorf("static build: %v\n%s", err, out)
+		}
+	})
+	if staticErr != nil {
+		t.Fatal(staticErr)
+	}
+	return staticBinary
+}
+
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -50,6 +77,7 @@ func TestComposeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no containers")
 	}
+	t.Parallel() // mostly waits on Docker, as TestContainer does
 	need(t, "docker", "docker-compose", "go")
 	if err := exec.Command("docker", "info").Run(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -57,11 +85,7 @@ func TestComposeCluster(t *testing.T) {
 		}
 		t.Skipf("docker daemon: %v", err)
 	}
-	cmd := exec.Command("go", "build", "-tags", "nogpu", "-o", "build/distore-server", "distore/cmd/distore-server")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
-	}
+	staticServer(t) // build/distore-server, which cluster.Dockerfile copies
 	project := fmt.Sprintf("distoretest%d", os.Getpid())
 	compose := func(args ...string) string {
 		return run(t, "docker-compose", append([]string{"-p", project, "-f", "compose.yaml"}, args...)...)

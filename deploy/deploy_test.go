@@ -219,6 +219,7 @@ func TestContainer(t *testing.T) {
 		t.Error("the image must be FROM scratch: no registry to pull a base from")
 	}
 
+	t.Parallel() // mostly waits on Docker, as TestComposeCluster does
 	if _, err := exec.LookPath("docker"); err != nil || exec.Command("docker", "info").Run() != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI=true and no Docker Engine answers")
@@ -228,10 +229,12 @@ func TestContainer(t *testing.T) {
 	ctxDir := t.TempDir()
 	os.Mkdir(filepath.Join(ctxDir, "data"), 0o755)
 	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), dockerfile, 0o644)
-	build := exec.Command("go", "build", "-tags", "nogpu", "-trimpath", "-o", ctxDir, "distore/cmd/distore-server")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
+	bin, err := os.ReadFile(staticServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctxDir, "distore-server"), bin, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	docker := func(args ...string) string {
 		t.Helper()
