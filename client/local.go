@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,16 +30,17 @@ import (
 type Local struct {
 	path string
 
-	mu   sync.Mutex // one request at a time on conn
-	conn *net.UnixConn
-	br   *bufio.Reader
-	enc  localproto.Encoder
-	buf  []byte
-	ro   *localMapping // read-only mapping, for gets
-	rw   *localMapping // writable mapping, for puts; made on the first put
-	pins map[backend.ID]int
-	dead error // set when the connection broke: every later call fails with it
-	dl   bool  // a deadline is set on conn
+	mu    sync.Mutex // one request at a time on conn
+	conn  *net.UnixConn
+	br    *bufio.Reader
+	enc   localproto.Encoder
+	buf   []byte
+	ro    *localMapping // read-only mapping, for gets
+	rw    *localMapping // writable mapping, for puts; made on the first put
+	pins  map[backend.ID]int
+	cache localCache // references kept after release (localcache.go)
+	dead  error      // set when the connection broke: every later call fails with it
+	dl    bool       // a deadline is set on conn
 }
 
 // begin applies ctx to the call about to start: its error if it is done,
@@ -101,6 +101,10 @@ func DialLocal(ctx context.Context, path string) (*Local, error) {
 	if fd >= 0 {
 		unix.Close(fd)
 	}
+	if err == nil {
+		l.mapEpochs()
+		err = l.dead
+	}
 	_ = l.conn.SetDeadline(time.Time{})
 	if err != nil {
 		l.conn.Close()
@@ -147,6 +151,7 @@ func (l *Local) Close() {
 	if l.dead == nil {
 		l.dead = fmt.Errorf("distore local socket: %w", backend.ErrClosed)
 	}
+	l.dropCached()
 	if l.conn != nil {
 		l.conn.Close()
 		l.conn = nil
@@ -246,7 +251,10 @@ func (l *Local) readWithFD() (byte, []byte, int, error) {
 // GetObject returns the object, read in place: its Bytes alias the shared
 // mapping (do not write to them) and stay valid until Close — the server
 // neither frees nor moves the object meanwhile, even if it is deleted. An
-// object in a lower tier is promoted into memory first.
+// object in a lower tier is promoted into memory first. A get of an object
+// this Local holds, or released less than half a second ago, is answered
+// from the reference it kept, with no round trip, unless the ID was deleted
+// since (see docs/local.md); its Info is then that of the first get.
 func (l *Local) GetObject(ctx context.Context, id backend.ID) (backend.Object, error) {
 	if err := checkID("get", id); err != nil {
 		return nil, err
@@ -255,6 +263,16 @@ func (l *Local) GetObject(ctx context.Context, id backend.ID) (backend.Object, e
 	defer l.mu.Unlock()
 	if err := l.begin(ctx, "get", id); err != nil {
 		return nil, err
+	}
+	var slot int
+	var epoch uint64
+	if l.cache.epochs != nil {
+		if e := l.cached(id); e != nil {
+			return l.object(e), nil
+		}
+		// Read before the request: a delete after it shows as a change.
+		slot = l.cache.slotOf(id)
+		epoch = l.cache.epochAt(slot)
 	}
 	d, _, err := l.roundTrip("get", id, false, l.enc.Begin(localproto.OpGet).Str(string(id)))
 	if err != nil {
@@ -269,8 +287,16 @@ func (l *Local) GetObject(ctx context.Context, id backend.ID) (backend.Object, e
 	if info.Size < 0 || off > uint64(len(m.mem)) || uint64(info.Size) > uint64(len(m.mem))-off {
 		return nil, l.broken("get", fmt.Errorf("%w: object at %d+%d outside the %d-byte arena", localproto.ErrProtocol, off, info.Size, len(m.mem)))
 	}
-	m.refs.Add(1)
-	return &localObject{l: l, ref: ref, m: m, info: info, data: m.mem[off : off+uint64(info.Size) : off+uint64(info.Size)]}, nil
+	e := &cref{id: id, ref: ref, info: info, data: m.mem[off : off+uint64(info.Size) : off+uint64(info.Size)],
+		slot: slot, epoch: epoch, users: 1}
+	l.keep(e)
+	return l.object(e), nil
+}
+
+// object returns a new Object over e, which the caller took a use of.
+func (l *Local) object(e *cref) *localObject {
+	l.ro.refs.Add(1)
+	return &localObject{l: l, e: e, m: l.ro}
 }
 
 // Get returns a copy of the object's bytes.
@@ -283,39 +309,33 @@ func (l *Local) Get(ctx context.Context, id backend.ID) ([]byte, error) {
 	return append([]byte(nil), o.Bytes()...), nil
 }
 
-// localObject is an object read in place; Close releases it on the server.
+// localObject is an object read in place; Close releases it on the server
+// (or keeps the reference for a get of it again, see localcache.go).
 type localObject struct {
 	l      *Local
-	ref    uint64
+	e      *cref
 	m      *localMapping
-	info   backend.ObjectInfo
-	data   []byte
 	closed atomic.Bool
 }
 
-func (o *localObject) Info() backend.ObjectInfo { return o.info }
-func (o *localObject) Bytes() []byte            { return o.data }
+func (o *localObject) Info() backend.ObjectInfo { return o.e.info }
+func (o *localObject) Bytes() []byte            { return o.e.data }
 
 func (o *localObject) ReadAt(p []byte, off int64) (int, error) {
 	if o.closed.Load() {
-		return 0, backend.Errorf("read", "local", o.info.ID, backend.ErrClosed, "object closed")
+		return 0, backend.Errorf("read", "local", o.e.id, backend.ErrClosed, "object closed")
 	}
-	return backend.ReadAtBytes("local", o.info.ID, o.data, p, off)
+	return backend.ReadAtBytes("local", o.e.id, o.e.data, p, off)
 }
 
-// Close releases the object (OpRelease has no reply: no round trip).
+// Close ends this use of the object (OpRelease has no reply: no round trip).
 func (o *localObject) Close() error {
 	if !o.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	l := o.l
 	l.mu.Lock()
-	if l.dead == nil {
-		f, _ := l.enc.Begin(localproto.OpRelease).U64(o.ref).Frame()
-		if _, err := l.conn.Write(f); err != nil {
-			l.broken("release", err)
-		}
-	}
+	l.done(o.e)
 	l.mu.Unlock()
 	o.m.release()
 	return nil
@@ -384,7 +404,23 @@ func (l *Local) Put(ctx context.Context, data []byte, opts PutOptions) (backend.
 			_, _, _ = l.roundTrip("abort", id, false, l.enc.Begin(localproto.OpAbort).U64(h))
 			return backend.ObjectInfo{}, err
 		}
-		crc = backend.CopyChecksumParallel(mem[off:off+uint64(len(data))], data, copyThreads())
+		// Copied in chunks, each announced (OpWritten, no reply) so the
+		// server checksums it while the next is copied: the seal then has
+		// one chunk left to check. The server's checksum is the one recorded
+		// (and compared with opts.Checksum, if given).
+		room := mem[off : off+uint64(len(data))]
+		for done := 0; done < len(data); {
+			n := min(putChunk, len(data)-done)
+			copy(room[done:done+n], data[done:done+n])
+			if done += n; done < len(data) {
+				f, _ := l.enc.Begin(localproto.OpWritten).U64(h).U64(uint64(done)).Frame()
+				if _, err := l.conn.Write(f); err != nil {
+					return backend.ObjectInfo{}, l.broken("put", err)
+				}
+			}
+		}
+		d, _, err = l.roundTrip("seal", id, false, l.enc.Begin(localproto.OpSeal).U64(h).U32(opts.Checksum))
+		return l.info("put", d, err)
 	}
 	if opts.Checksum != 0 && opts.Checksum != crc {
 		_, _, _ = l.roundTrip("abort", id, false, l.enc.Begin(localproto.OpAbort).U64(h))
@@ -433,6 +469,11 @@ func (l *Local) simple(ctx context.Context, op string, code byte, id backend.ID,
 
 // Delete removes the object. Objects open meanwhile keep their bytes.
 func (l *Local) Delete(ctx context.Context, id backend.ID) error {
+	l.mu.Lock()
+	if e := l.cache.byID[id]; e != nil {
+		l.detach(e) // a kept reference would hold the bytes for nothing
+	}
+	l.mu.Unlock()
 	return l.simple(ctx, "delete", localproto.OpDelete, id)
 }
 
@@ -482,5 +523,6 @@ func (l *Local) Unpin(ctx context.Context, id backend.ID) error {
 	return nil
 }
 
-// copyThreads is how many goroutines copy a large put into the mapping.
-func copyThreads() int { return max(1, min(runtime.GOMAXPROCS(0), 4)) }
+// putChunk is how much of a put is copied into the mapping before the
+// server is told to checksum it.
+const putChunk = 4 << 20

@@ -39,6 +39,7 @@ type localArena interface {
 	ArenaSize() int64
 	ArenaOffset(b []byte) (int64, bool)
 	PendingRegion(id backend.ID) ([]byte, bool)
+	EpochFile() (*os.File, int, error)
 }
 
 // holder keeps an object where it is while a client reads it in place
@@ -204,8 +205,9 @@ type localPut struct {
 	w      backend.Writer
 	size   int64
 	region []byte // the bytes in the mapping; nil: the client sends OpWrite
-	n      int64  // bytes received by OpWrite
-	crc    uint32 // their checksum
+	n      int64  // bytes received by OpWrite, or of region checksummed (OpWritten)
+	crc    uint32 // the checksum of the bytes received by OpWrite
+	err    error  // an OpWritten that failed (it has no reply): the seal says it
 	cancel context.CancelFunc
 }
 
@@ -336,6 +338,7 @@ func (c *localConn) replyInfo(info backend.ObjectInfo) bool {
 
 // handle serves one request; false ends the connection.
 func (c *localConn) handle(op byte, payload []byte) bool {
+	c.s.met.localOp(op)
 	d := localproto.NewDecoder(payload)
 	bad := func() bool { // a malformed payload: answer it, keep the connection
 		return c.replyErr(fmt.Errorf("%s: %w", localproto.OpName(op), d.Err()))
@@ -363,6 +366,15 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 			return c.replyErr(err)
 		}
 		return c.send(c.frame(c.enc.Begin(localproto.ReplyOK)), f)
+	case localproto.OpEpochs:
+		if d.Done() != nil {
+			return bad()
+		}
+		f, slots, err := c.a.EpochFile()
+		if err != nil {
+			return c.replyErr(err)
+		}
+		return c.send(c.frame(c.enc.Begin(localproto.ReplyOK).U32(uint32(slots))), f)
 	case localproto.OpGet:
 		id := backend.ID(d.Str())
 		if d.Done() != nil {
@@ -377,6 +389,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		if r, ok := c.refs[ref]; ok {
 			delete(c.refs, ref)
 			r.close()
+			c.s.met.localRefs.Dec()
 		} else {
 			c.log.Debug("local socket: release of an unknown reference", "ref", ref)
 		}
@@ -393,6 +406,13 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 			return bad()
 		}
 		return c.write(h, data)
+	case localproto.OpWritten:
+		h, upto := d.U64(), d.U64()
+		if d.Done() != nil {
+			return bad()
+		}
+		c.written(h, upto)
+		return true // no reply
 	case localproto.OpSeal:
 		h, crc := d.U64(), d.U32()
 		if d.Done() != nil {
@@ -538,6 +558,7 @@ func (c *localConn) get(id backend.ID) bool {
 		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
 			c.next++
 			c.refs[c.next] = localRef{obj: obj, release: release}
+			c.s.met.localRefs.Inc()
 			return c.send(c.frame(c.enc.Begin(localproto.ReplyObject).U64(c.next).U64(uint64(off)).PutInfo(obj.Info())), nil)
 		}
 		info := obj.Info()
@@ -619,6 +640,26 @@ func (c *localConn) write(h uint64, data []byte) bool {
 	return c.replyOK()
 }
 
+// written checksums the part of a put's room the client says it has
+// written (OpWritten), so that the seal has only the rest to do.
+func (c *localConn) written(h, upto uint64) {
+	p, ok := c.puts[h]
+	switch {
+	case !ok:
+		c.log.Debug("local socket: written for an unknown put", "handle", h)
+	case p.err != nil:
+	case p.region == nil || upto > uint64(len(p.region)) || int64(upto) < p.n:
+		p.err = backend.Errorf("written", "local", p.id, backend.ErrInvalidArgument,
+			"%d bytes written is not between the %d said before and the room's %d", upto, p.n, len(p.region))
+	default:
+		if _, err := p.w.Write(p.region[p.n:upto]); err != nil { // in place: checksummed, not copied
+			p.err = err
+			return
+		}
+		p.n = int64(upto)
+	}
+}
+
 // checksumExpecter is the memory tier's writer, which verifies a checksum
 // given after the bytes were written in place.
 type checksumExpecter interface{ ExpectChecksum(uint32) }
@@ -635,6 +676,9 @@ func (c *localConn) seal(h uint64, crc uint32) bool {
 		_ = p.w.Abort()
 		return c.replyErr(err)
 	}
+	if p.err != nil {
+		return fail(p.err)
+	}
 	if p.region != nil {
 		if crc != 0 {
 			if x := findExpecter(p.w); x != nil {
@@ -643,8 +687,8 @@ func (c *localConn) seal(h uint64, crc uint32) bool {
 				return fail(backend.Errorf("seal", "local", p.id, backend.ErrCorrupt, "checksum %08x, expected %08x", got, crc))
 			}
 		}
-		if len(p.region) > 0 {
-			if _, err := p.w.Write(p.region); err != nil { // in place: checksummed, not copied
+		if int64(len(p.region)) > p.n {
+			if _, err := p.w.Write(p.region[p.n:]); err != nil { // in place: checksummed, not copied
 				return fail(err)
 			}
 		}
@@ -712,6 +756,7 @@ func (c *localConn) cleanup() {
 	for ref, r := range c.refs {
 		delete(c.refs, ref)
 		r.close()
+		c.s.met.localRefs.Dec()
 	}
 	for h, p := range c.puts {
 		delete(c.puts, h)

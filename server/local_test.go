@@ -35,7 +35,7 @@ type localEnv struct {
 	sock string
 }
 
-func newLocalEnv(t *testing.T, memCap int64) *localEnv {
+func newLocalEnv(t testing.TB, memCap int64) *localEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -107,7 +107,7 @@ func TestLocalPutGet(t *testing.T) {
 	ctx := context.Background()
 	e := newLocalEnv(t, 32<<20)
 	l := e.dial(t)
-	for _, n := range []int{0, 1, 4096, localproto.MaxInline, localproto.MaxInline + 1, 3 << 20} {
+	for _, n := range []int{0, 1, 4096, localproto.MaxInline, localproto.MaxInline + 1, 3 << 20, 9<<20 + 5} { // the last in chunks (OpWritten)
 		data := randBytes(n)
 		info, err := l.Put(ctx, data, client.PutOptions{Importance: 2})
 		if err != nil {
@@ -213,6 +213,7 @@ func TestLocalHeldNeverMoved(t *testing.T) {
 		t.Fatalf("the unheld object of the same importance was not spilled: the test proves nothing")
 	}
 	obj.Close()
+	l.ReleaseCached() // else the client keeps the reference a while
 	// The release has no reply; the server handles a connection's frames in
 	// order, so once a later request is answered the release is done.
 	if _, err := l.Info(ctx, held.ID); err != nil {
@@ -473,6 +474,27 @@ func TestLocalBadRequests(t *testing.T) {
 			t.Fatalf("bad ID: %q", msg)
 		}
 	})
+	t.Run("written out of the room", func(t *testing.T) {
+		c := localRawConn(t, e)
+		var enc localproto.Encoder
+		f, _ := enc.Begin(localproto.OpCreate).Str("w").U64(1 << 20).I64(0).Frame()
+		c.Write(f)
+		if op, msg := readReply(t, c); op != localproto.ReplyCreated {
+			t.Fatalf("create: %d %q", op, msg)
+		}
+		// Handle 1 (the connection's first); past the room's end. No reply:
+		// the seal says it, and nothing is stored.
+		f, _ = enc.Begin(localproto.OpWritten).U64(1).U64(2 << 20).Frame()
+		c.Write(f)
+		f, _ = enc.Begin(localproto.OpSeal).U64(1).U32(0).Frame()
+		c.Write(f)
+		if _, msg := readReply(t, c); !strings.HasPrefix(msg, "invalid_argument") || !strings.Contains(msg, "written") {
+			t.Fatalf("seal after a bad written: %q", msg)
+		}
+		if _, err := e.st.ObjectInfo(context.Background(), "w"); !errors.Is(err, backend.ErrNotFound) {
+			t.Fatalf("a put with a bad written was stored: %v", err)
+		}
+	})
 	t.Run("huge length", func(t *testing.T) {
 		c := localRawConn(t, e)
 		c.Write([]byte{0xff, 0xff, 0xff, 0xff, localproto.OpPutInline, 0, 0, 0})
@@ -559,4 +581,97 @@ func TestLocalHTTPPinTTL(t *testing.T) {
 	if pins() != 1 {
 		t.Fatalf("pins %d after an ended lease's TTL, want the durable 1", pins())
 	}
+}
+
+// metricValue reads a counter or gauge of the server's registry (labels as
+// "name=value" pairs), 0 if it has no such series.
+func (e *localEnv) metricValue(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := e.srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range labels {
+				k, v, _ := strings.Cut(l, "=")
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || (lp.GetName() == k && lp.GetValue() == v)
+				}
+				if !found {
+					continue next
+				}
+			}
+			if m.Counter != nil {
+				return m.Counter.GetValue()
+			}
+			return m.Gauge.GetValue()
+		}
+	}
+	return 0
+}
+
+// A get of an object the client holds or just released is answered from the
+// reference it kept (no request), until the ID is deleted — by anyone.
+func TestLocalCachedGet(t *testing.T) {
+	ctx := context.Background()
+	e := newLocalEnv(t, 64<<20)
+	a, b := e.dial(t), e.dial(t)
+	gets := func() float64 { return e.metricValue(t, "distore_local_requests_total", "op=get") }
+	refs := func() float64 { return e.metricValue(t, "distore_local_references") }
+	v1 := randBytes(100 << 10)
+	if _, err := b.Put(ctx, v1, client.PutOptions{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		o, err := a.GetObject(ctx, "c")
+		if err != nil || !bytes.Equal(o.Bytes(), v1) {
+			t.Fatalf("get %d: %v", i, err)
+		}
+		o.Close()
+	}
+	if n := gets(); n != 1 {
+		t.Fatalf("three gets of one object made %v requests, want 1 (two from the kept reference)", n)
+	}
+	if n := refs(); n != 1 {
+		t.Fatalf("references held: %v, want the one kept", n)
+	}
+	// Deleted by another client: the kept reference is not used.
+	if err := b.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetObject(ctx, "c"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("get after another client's delete: %v, want not found", err)
+	}
+	// Put again with other bytes: the get sees them.
+	v2 := randBytes(100<<10 + 1)
+	if _, err := b.Put(ctx, v2, client.PutOptions{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := a.GetObject(ctx, "c")
+	if err != nil || !bytes.Equal(o.Bytes(), v2) {
+		t.Fatalf("get after delete and put again: %v", err)
+	}
+	// Held while open, kept a while after, then released by itself.
+	o.Close()
+	if n := refs(); n != 1 {
+		t.Fatalf("references held after close: %v, want the one kept", n)
+	}
+	waitFor(t, 5*time.Second, "the kept reference released by itself", func() bool { return refs() == 0 })
+	// A delete by the client itself releases its kept reference at once:
+	// the bytes are freed without waiting.
+	o, err = a.GetObject(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	if err := a.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 100*time.Millisecond, "bytes freed after the client's own delete", func() bool { return e.memUsed(t) == 0 })
 }

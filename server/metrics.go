@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"distore/backend"
+	"distore/wire/localproto"
 )
 
 // metrics are the server's Prometheus instruments.
@@ -19,6 +21,11 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
+
+	// The local socket's: requests by op, and references clients hold.
+	localRequests *prometheus.CounterVec
+	localOps      [256]atomic.Pointer[prometheus.Counter]
+	localRefs     prometheus.Gauge
 
 	// series caches the instruments of each route and status: looking them
 	// up by label values hashes and locks on every request.
@@ -55,8 +62,27 @@ func newMetrics(reg prometheus.Registerer, b backend.Backend) *metrics {
 			Help: "Bytes sent in response bodies.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, &tierCollector{b: b})
+	m.localRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "distore_local_requests_total",
+		Help: "Requests on the local socket, by op (a get a client answers from a reference it kept is not one).",
+	}, []string{"op"})
+	m.localRefs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "distore_local_references",
+		Help: "Object references local clients hold (open objects and the ones they keep for a get again).",
+	})
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.localRequests, m.localRefs, &tierCollector{b: b})
 	return m
+}
+
+// localOp counts one local socket request.
+func (m *metrics) localOp(op byte) {
+	c := m.localOps[op].Load()
+	if c == nil {
+		v := m.localRequests.WithLabelValues(localproto.OpName(op))
+		c = &v
+		m.localOps[op].Store(c)
+	}
+	(*c).Inc()
 }
 
 // observe records one finished request.

@@ -2,7 +2,9 @@ package shmem
 
 import (
 	"fmt"
+	"hash/crc32"
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -98,3 +100,87 @@ func (w *writer) ExpectChecksum(crc uint32) {
 
 // checksumParallel returns the CRC-32C of b, on up to threads goroutines.
 func checksumParallel(b []byte, threads int) uint32 { return backend.ChecksumParallel(b, threads) }
+
+// EpochSlots is the number of counters in the delete-epoch table. A power
+// of two: an ID's counter is EpochSlot(id).
+const EpochSlots = 4096
+
+// EpochSlot returns the counter of the epoch table that id's deletes bump:
+// the CRC-32 (IEEE) of its bytes, modulo EpochSlots. Clients compute the
+// same (Go's hash/crc32, Python's zlib.crc32).
+func EpochSlot(id backend.ID) int {
+	return int(crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(string(id)), len(id))) & (EpochSlots - 1))
+}
+
+// epochTable is a small shared memory file of EpochSlots little-endian
+// uint64 counters. The store adds one to an ID's counter whenever the ID
+// leaves the objects map (a delete, a move out of this tier, an aborted
+// write). A local client that keeps a reference to an object after its user
+// released it may serve a later get of that ID from it, without asking the
+// server, as long as the counter reads what it read before the first get:
+// then no delete came in between and the reference still names what the ID
+// names. Collisions only cost a round trip.
+type epochTable struct {
+	f   *os.File
+	mem []byte
+}
+
+func newEpochTable() (*epochTable, error) {
+	fd, err := unix.MemfdCreate("distore-epochs", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "distore-epochs")
+	if err := f.Truncate(EpochSlots * 8); err != nil {
+		f.Close()
+		return nil, err
+	}
+	mem, err := unix.Mmap(fd, 0, EpochSlots*8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &epochTable{f: f, mem: mem}, nil
+}
+
+func (t *epochTable) bump(id backend.ID) {
+	atomic.AddUint64((*uint64)(unsafe.Pointer(&t.mem[EpochSlot(id)*8])), 1)
+}
+
+func (t *epochTable) close() {
+	_ = unix.Munmap(t.mem)
+	t.f.Close()
+}
+
+// bumpEpoch marks id's counter: id no longer names the object it named.
+// The caller holds s.mu.
+func (s *Store) bumpEpoch(id backend.ID) {
+	if s.epochs != nil {
+		s.epochs.bump(id)
+	}
+}
+
+// EpochFile returns a read-only descriptor of the delete-epoch table
+// (EpochSlots uint64 counters, see epochTable), made on the first call, for
+// passing to a local client, and the number of counters. The caller closes
+// the file.
+func (s *Store) EpochFile() (*os.File, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkOpen("epochs", ""); err != nil {
+		return nil, 0, err
+	}
+	if s.epochs == nil {
+		t, err := newEpochTable()
+		if err != nil {
+			return nil, 0, backend.Errorf("epochs", Name, "", backend.ErrUnavailable, "epoch table: %v", err)
+		}
+		s.epochs = t
+	}
+	proc := fmt.Sprintf("/proc/self/fd/%d", s.epochs.f.Fd())
+	fd, err := unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, 0, backend.Errorf("epochs", Name, "", backend.ErrUnavailable, "re-open %s: %v", proc, err)
+	}
+	return os.NewFile(uintptr(fd), "distore-epochs"), EpochSlots, nil
+}

@@ -98,6 +98,7 @@ type Store struct {
 	pinned    int64    // bytes of the arena held by pinned objects
 	pinnedN   int64
 
+	epochs  *epochTable   // for local clients' cached references; nil until asked for
 	version atomic.Uint64 // bumped on every publish and delete, for the List cache
 	listMu  sync.Mutex
 	listVer uint64
@@ -271,6 +272,10 @@ func (s *Store) Teardown(ctx context.Context) error {
 	s.closed = true
 	m := s.m
 	s.m, s.arena, s.objects = nil, nil, nil
+	if s.epochs != nil {
+		s.epochs.close() // clients' mappings of it stay valid
+		s.epochs = nil
+	}
 	s.mu.Unlock()
 	if m == nil {
 		return nil
@@ -384,6 +389,7 @@ func (s *Store) unreserve(e *entry) {
 // over the deletes that emptied it. The caller holds s.mu.
 func (s *Store) forget(id backend.ID) {
 	delete(s.objects, id)
+	s.bumpEpoch(id)
 	if n := len(s.objects); s.peakN >= shrinkMin && n < s.peakN/8 {
 		m := make(map[backend.ID]*entry, max(n, s.peakN/mapHeadroom)) // maps.Clone would keep the old size
 		maps.Copy(m, s.objects)

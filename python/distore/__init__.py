@@ -66,7 +66,8 @@ class Client:
         self._pins = {}  # object ID -> pins this connection made (not durable)
         self._local = self._http = None
         if address.startswith("unix://") or address.startswith("/") or address.endswith(".sock"):
-            self._local = _local.LocalConn(address[len("unix://"):] if address.startswith("unix://") else address, timeout)
+            self._local = _local.LocalConn(address[len("unix://"):] if address.startswith("unix://") else address, timeout,
+                                           self._lock)
         else:
             self._http = _http.HTTPConn(address, timeout, token or os.environ.get("DISTORE_TOKEN"))
 
@@ -151,6 +152,8 @@ class Client:
             for oid in ids:
                 for sref in self._held.pop(oid, ()):
                     self._local.release(sref)
+            if ref is None:
+                self._local.release_cached()  # the references kept for a get again, too
 
     def delete(self, refs):
         """Delete one object or a list of them. Objects read in place keep
@@ -158,6 +161,7 @@ class Client:
         with self._lock:
             for oid in _ids(refs):
                 if self._local is not None:
+                    self._local.release_cached(oid)  # a kept reference would hold the bytes
                     self._local.simple("delete", _local.OP_DELETE, oid)
                 else:
                     self._http.delete(oid)

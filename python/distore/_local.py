@@ -1,10 +1,14 @@
 """The local socket protocol (docs/local.md): frames, the arena mapping,
 references. Mirrors distore/wire/localproto."""
 
+import collections
 import mmap
 import os
 import socket
 import struct
+import threading
+import time
+import zlib
 
 from . import errors
 
@@ -16,7 +20,7 @@ NO_OFFSET = (1 << 64) - 1
 
 OP_HELLO, OP_MAP_WRITE, OP_GET, OP_RELEASE, OP_CREATE, OP_WRITE, OP_SEAL, OP_ABORT = 1, 2, 3, 4, 5, 6, 7, 8
 OP_PUT_INLINE, OP_DELETE, OP_PIN, OP_UNPIN, OP_PREFETCH, OP_INFO = 9, 10, 11, 12, 13, 14
-OP_REGISTER_GROUP, OP_SPREAD = 15, 16
+OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS = 15, 16, 17
 REPLY_OK, REPLY_ERROR, REPLY_HELLO, REPLY_OBJECT, REPLY_CREATED, REPLY_INFO = 64, 65, 66, 67, 68, 69
 
 _U32 = struct.Struct("<I")
@@ -54,11 +58,29 @@ def _info(p, o):
                 created=created, accessed=accessed, checksum=crc)
 
 
+# Kept references (docs/local.md, "Cached references"): as the Go client.
+CACHE_MAX_IDLE = 256
+CACHE_MAX_IDLE_BYTES = 64 << 20
+CACHE_IDLE_TTL = 0.5
+
+
+class _Ref:
+    """A server reference, shared by the gets of one object: the first, and
+    those answered from it while the ID's delete epoch is unchanged."""
+
+    __slots__ = ("oid", "ref", "off", "size", "info", "slot", "epoch", "users", "since", "detached")
+
+    def __init__(self, oid, ref, off, info, slot, epoch):
+        self.oid, self.ref, self.off, self.size, self.info = oid, ref, off, info["size"], info
+        self.slot, self.epoch, self.users, self.since, self.detached = slot, epoch, 1, 0.0, False
+
+
 class LocalConn:
     """One connection to the local socket, with the arena mapped read-only.
-    Not thread-safe: the Client serializes calls."""
+    Not thread-safe: the Client serializes calls with `lock`, which the idle
+    reference timer takes too."""
 
-    def __init__(self, path, timeout=60.0):
+    def __init__(self, path, timeout=60.0, lock=None):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
@@ -82,12 +104,41 @@ class LocalConn:
             raise
         self.view = memoryview(self.mm)
         self.size = size
+        self.lock = lock or threading.Lock()
+        self.cache = {}  # object ID -> _Ref
+        self.idle = collections.OrderedDict()  # _Ref -> None, oldest first
+        self.idle_bytes = 0
+        self.timer = None
+        self.epochs = self.emm = None
+        self._map_epochs()
+
+    def _map_epochs(self):
+        try:
+            p, fd = self._call("epochs", OP_EPOCHS, b"", want_fd=True)
+        except errors.DistoreError:
+            return  # not offered: every get asks the server
+        try:
+            (slots,) = _U32.unpack_from(p, 0)
+            if slots <= 0 or slots > 1 << 20 or slots & (slots - 1):
+                return
+            self.emm = mmap.mmap(fd, slots * 8, mmap.MAP_SHARED, mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        self.epochs = memoryview(self.emm).cast("Q")
+        self.slot_mask = slots - 1
 
     def close(self):
+        if self.timer is not None:
+            self.timer.cancel()
+        self.cache.clear()
+        self.idle.clear()
         self.sock.close()
         # The mappings stay while memoryviews from them live; mmap.close would
         # raise BufferError then, and the memory goes with the last view.
-        for m in (self.mm, self.wmm):
+        if self.epochs is not None:
+            self.epochs.release()
+            self.epochs = None
+        for m in (self.mm, self.wmm, self.emm):
             if m is not None:
                 try:
                     m.close()
@@ -141,8 +192,23 @@ class LocalConn:
     # -- operations
 
     def get(self, oid):
-        """Return (ref, memoryview of the object's bytes in the mapping, info)."""
+        """Return (ref, memoryview of the object's bytes in the mapping, info);
+        release(ref) ends the use. A reference kept from an earlier get
+        answers without a request while the ID's delete epoch is unchanged."""
+        r = self.cache.get(oid)
+        if r is not None:
+            if self.epochs[r.slot] == r.epoch:
+                if r.users == 0:
+                    del self.idle[r]
+                    self.idle_bytes -= r.size
+                r.users += 1
+                return r, self.view[r.off:r.off + r.size], r.info
+            self._detach(r)
         b = oid.encode()
+        slot = epoch = 0
+        if self.epochs is not None:
+            slot = zlib.crc32(b) & self.slot_mask
+            epoch = self.epochs[slot]  # before the request: a delete after it shows
         self.sock.sendall(_GET_HDR.pack(4 + len(b), OP_GET, len(b)) + b)
         kind, p, _ = self._recv()
         if kind == REPLY_ERROR:
@@ -152,10 +218,75 @@ class LocalConn:
         size = info["size"]
         if off + size > self.size:
             raise errors.ProtocolError("get %r: object at %d+%d outside the arena" % (oid, off, size))
-        return ref, self.view[off:off + size], info
+        r = _Ref(oid, ref, off, info, slot, epoch)
+        if self.epochs is None:
+            r.detached = True
+        else:
+            old = self.cache.get(oid)
+            if old is not None:
+                self._detach(old)
+            self.cache[oid] = r
+        return r, self.view[off:off + size], info
 
-    def release(self, ref):
+    def release(self, r):
+        """End one use of a get's reference: released, or kept a while."""
+        r.users -= 1
+        if r.users > 0:
+            return
+        if r.detached:
+            self._send_release(r.ref)
+            return
+        r.since = time.monotonic()
+        self.idle[r] = None
+        self.idle_bytes += r.size
+        while len(self.idle) > CACHE_MAX_IDLE or self.idle_bytes > CACHE_MAX_IDLE_BYTES:
+            self._detach(next(iter(self.idle)))
+        if self.timer is None:
+            self._arm(CACHE_IDLE_TTL)
+
+    def release_cached(self, oid=None):
+        """Release the kept references no get uses (of oid, or all)."""
+        if oid is not None:
+            r = self.cache.get(oid)
+            if r is not None:
+                self._detach(r)
+            return
+        while self.idle:
+            self._detach(next(iter(self.idle)))
+
+    def _detach(self, r):
+        if self.cache.get(r.oid) is r:
+            del self.cache[r.oid]
+        r.detached = True
+        if r.users == 0 and r in self.idle:
+            del self.idle[r]
+            self.idle_bytes -= r.size
+            self._send_release(r.ref)
+
+    def _send_release(self, ref):
         self.sock.sendall(HEADER.pack(8, OP_RELEASE) + _U64.pack(ref))
+
+    def _arm(self, delay):
+        self.timer = threading.Timer(delay, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self):
+        with self.lock:
+            self.timer = None
+            if self.sock.fileno() < 0:
+                return
+            now = time.monotonic()
+            while self.idle:
+                r = next(iter(self.idle))
+                wait = CACHE_IDLE_TTL - (now - r.since)
+                if wait > 0:
+                    self._arm(wait)
+                    return
+                try:
+                    self._detach(r)
+                except OSError:
+                    return  # the connection is gone: the server released all
 
     def put(self, data, oid, importance):
         mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data

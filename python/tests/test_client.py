@@ -129,6 +129,35 @@ class LocalTest(unittest.TestCase):
             self.assertGreater(memory_used(self.srv.url), base + 5 * (100 << 10))
         wait_for("references released by the with block", lambda: memory_used(self.srv.url) <= base)
 
+    def test_cached_get(self):
+        def gets():
+            with urllib.request.urlopen(self.srv.url + "/metrics") as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith('distore_local_requests_total{op="get"}'):
+                        return float(line.split()[-1])
+            return 0.0
+        with distore.Client(self.sock) as c, distore.Client(self.srv.url) as h:
+            v1 = payload(100 << 10, 21)
+            h.put(v1, object_id="cached")
+            before = gets()
+            for _ in range(3):
+                self.assertEqual(bytes(c.get("cached")), v1)
+                c.release("cached")
+            self.assertEqual(gets() - before, 1, "three gets of one object: one request, two from the kept reference")
+            # Deleted by another client: the kept reference is not used.
+            h.delete("cached")
+            with self.assertRaises(distore.NotFound):
+                c.get("cached")
+            v2 = payload(100 << 10, 22)
+            h.put(v2, object_id="cached")
+            self.assertEqual(bytes(c.get("cached")), v2)
+            c.release("cached")
+            # The client's own delete frees the bytes at once.
+            base = memory_used(self.srv.url)
+            c.delete("cached")
+            wait_for("bytes freed after the client's own delete", lambda: memory_used(self.srv.url) <= base - (100 << 10),
+                     timeout=0.3)
+
     def test_go_and_python_across_processes(self):
         gobin = serverproc.go_build("./python/tests/goclient", "goclient")
         # Go puts, Python reads in place.

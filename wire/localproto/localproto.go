@@ -60,6 +60,14 @@ const (
 	// Prefetch groups (the cluster's): ErrUnavailable where the server has none.
 	OpRegisterGroup byte = 15 // str group -> ReplyOK
 	OpSpread        byte = 16 // str group, str id -> ReplyOK: spread the object to the group's nodes
+	// OpEpochs asks for the delete-epoch table (docs/local.md, "Cached
+	// references"): a client that has it may serve a repeated get from a
+	// reference it kept.
+	OpEpochs byte = 17 // (nothing) -> ReplyOK u32 slots + the table's read-only fd
+	// OpWritten says the first upto bytes of a put's room in the mapping
+	// are written: the server checksums them while the client writes the
+	// rest. An error shows at the seal.
+	OpWritten byte = 18 // u64 handle, u64 upto -> no reply
 
 	ReplyOK      byte = 64 // (nothing)
 	ReplyError   byte = 65 // str code, str message, u64 requested, free, capacity, pinned
@@ -78,7 +86,8 @@ func OpName(op byte) string {
 	names := map[byte]string{OpHello: "hello", OpMapWrite: "map_write", OpGet: "get", OpRelease: "release",
 		OpCreate: "create", OpWrite: "write", OpSeal: "seal", OpAbort: "abort", OpPutInline: "put",
 		OpDelete: "delete", OpPin: "pin", OpUnpin: "unpin", OpPrefetch: "prefetch", OpInfo: "info",
-		OpRegisterGroup: "register_group", OpSpread: "spread"}
+		OpRegisterGroup: "register_group", OpSpread: "spread", OpEpochs: "epochs",
+		OpWritten: "written"}
 	if n, ok := names[op]; ok {
 		return n
 	}
