@@ -40,6 +40,7 @@ type Local struct {
 	pins  map[backend.ID]int
 	cache localCache // references kept after release (localcache.go)
 	dead  error      // set when the connection broke: every later call fails with it
+	kind  byte       // the reply kind roundTrip read last
 	dl    bool       // a deadline is set on conn
 }
 
@@ -186,6 +187,7 @@ func (l *Local) roundTrip(op string, id backend.ID, wantFD bool, e *localproto.E
 	if err != nil {
 		return nil, -1, l.broken(op, err)
 	}
+	l.kind = kind
 	d := localproto.NewDecoder(payload)
 	if kind == localproto.ReplyError {
 		if fd >= 0 {
@@ -359,6 +361,9 @@ func (l *Local) Put(ctx context.Context, data []byte, opts PutOptions) (backend.
 		crc := opts.Checksum
 		if crc == 0 {
 			crc = backend.Checksum(data)
+		}
+		if l.cache.epochs != nil {
+			return l.putRef(opts, crc, data)
 		}
 		d, _, err := l.roundTrip("put", opts.ID, false, l.enc.Begin(localproto.OpPutInline).Str(string(opts.ID)).
 			I64(int64(opts.Importance)).U32(crc).Bytes(data))

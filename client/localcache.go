@@ -2,6 +2,7 @@ package client
 
 import (
 	"container/list"
+	"fmt"
 	"hash/crc32"
 	"sync/atomic"
 	"time"
@@ -213,4 +214,33 @@ func (l *Local) sendRelease(ref uint64) {
 	if _, err := l.conn.Write(f); err != nil {
 		l.broken("release", err)
 	}
+}
+
+// putRef puts a small object and keeps the reference the server took to it
+// (OpPutRef), so that a get of it here needs no round trip. The caller
+// holds l.mu.
+func (l *Local) putRef(opts PutOptions, crc uint32, data []byte) (backend.ObjectInfo, error) {
+	d, _, err := l.roundTrip("put", opts.ID, false, l.enc.Begin(localproto.OpPutRef).Str(string(opts.ID)).
+		I64(int64(opts.Importance)).U32(crc).Bytes(data))
+	if err != nil || l.kind == localproto.ReplyInfo {
+		return l.info("put", d, err)
+	}
+	if l.kind != localproto.ReplyObject {
+		return backend.ObjectInfo{}, l.broken("put", fmt.Errorf("%w: reply kind %d to a put", localproto.ErrProtocol, l.kind))
+	}
+	ref, off := d.U64(), d.U64()
+	info := d.Info()
+	epoch := d.U64()
+	if err := d.Done(); err != nil {
+		return backend.ObjectInfo{}, l.broken("put", err)
+	}
+	m := l.ro
+	if info.Size < 0 || off > uint64(len(m.mem)) || uint64(info.Size) > uint64(len(m.mem))-off {
+		return backend.ObjectInfo{}, l.broken("put", fmt.Errorf("%w: object at %d+%d outside the %d-byte arena", localproto.ErrProtocol, off, info.Size, len(m.mem)))
+	}
+	e := &cref{id: info.ID, ref: ref, info: info, data: m.mem[off : off+uint64(info.Size) : off+uint64(info.Size)],
+		slot: l.cache.slotOf(info.ID), epoch: epoch, users: 1}
+	l.keep(e)
+	l.done(e) // kept, idle: the caller holds no Object
+	return info, nil
 }

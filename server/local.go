@@ -40,6 +40,7 @@ type localArena interface {
 	ArenaOffset(b []byte) (int64, bool)
 	PendingRegion(id backend.ID) ([]byte, bool)
 	EpochFile() (*os.File, int, error)
+	Epoch(id backend.ID) uint64
 }
 
 // holder keeps an object where it is while a client reads it in place
@@ -431,7 +432,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		delete(c.puts, h)
 		p.abort()
 		return c.replyOK()
-	case localproto.OpPutInline:
+	case localproto.OpPutInline, localproto.OpPutRef:
 		id, imp, crc, data := backend.ID(d.Str()), int64(d.U64()), d.U32(), d.Bytes()
 		if d.Done() != nil {
 			return bad()
@@ -444,6 +445,9 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		cancel()
 		if err != nil {
 			return c.replyErr(err)
+		}
+		if op == localproto.OpPutRef {
+			return c.putRef(id, info)
 		}
 		return c.replyInfo(info)
 	case localproto.OpDelete, localproto.OpPrefetch, localproto.OpInfo:
@@ -577,6 +581,39 @@ func (c *localConn) get(id backend.ID) bool {
 			return c.replyErr(err)
 		}
 	}
+}
+
+// putRef answers an OpPutRef whose put succeeded: a reference to the object
+// when it is in the memory tier (as a get's, with the ID's delete epoch read
+// before the reference was taken: a delete after the put shows as a change),
+// else its info only.
+func (c *localConn) putRef(id backend.ID, info backend.ObjectInfo) bool {
+	if len(c.refs) >= MaxLocalRefs {
+		return c.replyInfo(info)
+	}
+	epoch := c.a.Epoch(id)
+	var release func()
+	if c.h != nil {
+		var err error
+		if release, err = c.h.Hold(c.ctx, id); err != nil {
+			return c.replyInfo(info) // deleted already, by someone else
+		}
+	}
+	obj, err := c.s.b.Get(c.ctx, id)
+	if err == nil {
+		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
+			c.next++
+			c.refs[c.next] = localRef{obj: obj, release: release}
+			c.s.met.localRefs.Inc()
+			return c.send(c.frame(c.enc.Begin(localproto.ReplyObject).U64(c.next).U64(uint64(off)).
+				PutInfo(obj.Info()).U64(epoch)), nil)
+		}
+		obj.Close()
+	}
+	if release != nil {
+		release()
+	}
+	return c.replyInfo(info)
 }
 
 func (r localRef) close() {

@@ -674,4 +674,25 @@ func TestLocalCachedGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 100*time.Millisecond, "bytes freed after the client's own delete", func() bool { return e.memUsed(t) == 0 })
+
+	// A small put keeps the reference the server took: the putter's get of
+	// it asks nothing, until another client deletes it.
+	before := gets()
+	if _, err := a.Put(ctx, []byte("mine"), client.PutOptions{ID: "own"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err = a.GetObject(ctx, "own")
+	if err != nil || string(o.Bytes()) != "mine" || o.Info().Size != 4 {
+		t.Fatalf("get of the client's own put: %v", err)
+	}
+	o.Close()
+	if n := gets() - before; n != 0 {
+		t.Fatalf("a get of the client's own small put made %v requests, want none", n)
+	}
+	if err := b.Delete(ctx, "own"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetObject(ctx, "own"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("get of its own put after another client's delete: %v, want not found", err)
+	}
 }

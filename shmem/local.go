@@ -160,6 +160,17 @@ func (s *Store) bumpEpoch(id backend.ID) {
 	}
 }
 
+// Epoch returns id's delete-epoch counter (0 before any client asked for
+// the table).
+func (s *Store) Epoch(id backend.ID) uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.epochs == nil {
+		return 0
+	}
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.epochs.mem[EpochSlot(id)*8])))
+}
+
 // EpochFile returns a read-only descriptor of the delete-epoch table
 // (EpochSlots uint64 counters, see epochTable), made on the first call, for
 // passing to a local client, and the number of counters. The caller closes

@@ -20,7 +20,7 @@ NO_OFFSET = (1 << 64) - 1
 
 OP_HELLO, OP_MAP_WRITE, OP_GET, OP_RELEASE, OP_CREATE, OP_WRITE, OP_SEAL, OP_ABORT = 1, 2, 3, 4, 5, 6, 7, 8
 OP_PUT_INLINE, OP_DELETE, OP_PIN, OP_UNPIN, OP_PREFETCH, OP_INFO = 9, 10, 11, 12, 13, 14
-OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS = 15, 16, 17
+OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS, OP_WRITTEN, OP_PUT_REF = 15, 16, 17, 18, 19
 REPLY_OK, REPLY_ERROR, REPLY_HELLO, REPLY_OBJECT, REPLY_CREATED, REPLY_INFO = 64, 65, 66, 67, 68, 69
 
 _U32 = struct.Struct("<I")
@@ -292,9 +292,31 @@ class LocalConn:
         mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         n = len(mv)
         if n <= MAX_INLINE:
-            p = self._call("put", OP_PUT_INLINE, _str(oid) + struct.pack("<qI", importance, 0) + _U32.pack(n) + bytes(mv),
-                           object_id=oid or None)
-            return _info(p, 0)
+            if self.epochs is None:
+                p = self._call("put", OP_PUT_INLINE, _str(oid) + struct.pack("<qI", importance, 0) + _U32.pack(n) + bytes(mv),
+                               object_id=oid or None)
+                return _info(p, 0)
+            # Keep the reference the server takes, for a get of this put.
+            self._send(OP_PUT_REF, _str(oid) + struct.pack("<qI", importance, 0) + _U32.pack(n) + bytes(mv))
+            kind, p, _ = self._recv()
+            if kind == REPLY_ERROR:
+                raise _error(p, "put", oid or None)
+            if kind == REPLY_INFO:
+                return _info(p, 0)
+            if kind != REPLY_OBJECT:
+                raise errors.ProtocolError("put: reply kind %d" % kind)
+            ref, off = _REF_OFF.unpack_from(p, 0)
+            info = _info(p, 16)
+            (epoch,) = _U64.unpack_from(p, len(p) - 8)
+            if off + info["size"] > self.size:
+                raise errors.ProtocolError("put: object at %d+%d outside the arena" % (off, info["size"]))
+            r = _Ref(info["id"], ref, off, info, zlib.crc32(info["id"].encode()) & self.slot_mask, epoch)
+            old = self.cache.get(r.oid)
+            if old is not None:
+                self._detach(old)
+            self.cache[r.oid] = r
+            self.release(r)  # kept, idle
+            return info
         p = self._call("put", OP_CREATE, _str(oid) + struct.pack("<Qq", n, importance), object_id=oid or None)
         handle, off = _REF_OFF.unpack_from(p, 0)
         (k,) = _U32.unpack_from(p, 16)

@@ -152,6 +152,15 @@ class LocalTest(unittest.TestCase):
             h.put(v2, object_id="cached")
             self.assertEqual(bytes(c.get("cached")), v2)
             c.release("cached")
+            # A small put keeps a reference: the putter's get asks nothing.
+            before = gets()
+            c.put(b"mine", object_id="own")
+            self.assertEqual(bytes(c.get("own")), b"mine")
+            c.release("own")
+            self.assertEqual(gets() - before, 0, "a get of the client's own small put asked the server")
+            h.delete("own")
+            with self.assertRaises(distore.NotFound):
+                c.get("own")
             # The client's own delete frees the bytes at once.
             base = memory_used(self.srv.url)
             c.delete("cached")

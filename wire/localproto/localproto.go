@@ -68,6 +68,11 @@ const (
 	// are written: the server checksums them while the client writes the
 	// rest. An error shows at the seal.
 	OpWritten byte = 18 // u64 handle, u64 upto -> no reply
+	// OpPutRef is OpPutInline that also takes a reference to the object, as
+	// a get would, when it landed in the memory tier: the client keeps it
+	// for a get of its own put. The epoch is the ID's delete-epoch counter
+	// read after the put and before the reference was taken.
+	OpPutRef byte = 19 // as OpPutInline -> ReplyObject + u64 epoch, or ReplyInfo (no reference)
 
 	ReplyOK      byte = 64 // (nothing)
 	ReplyError   byte = 65 // str code, str message, u64 requested, free, capacity, pinned
@@ -87,7 +92,7 @@ func OpName(op byte) string {
 		OpCreate: "create", OpWrite: "write", OpSeal: "seal", OpAbort: "abort", OpPutInline: "put",
 		OpDelete: "delete", OpPin: "pin", OpUnpin: "unpin", OpPrefetch: "prefetch", OpInfo: "info",
 		OpRegisterGroup: "register_group", OpSpread: "spread", OpEpochs: "epochs",
-		OpWritten: "written"}
+		OpWritten: "written", OpPutRef: "put"}
 	if n, ok := names[op]; ok {
 		return n
 	}
