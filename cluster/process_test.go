@@ -539,3 +539,84 @@ func TestGroupSpreadRoutesAroundDeadHop(t *testing.T) {
 		}
 	}
 }
+
+// relay POSTs body to p's relay route, as a spread's previous hop does, with
+// the rest of the chain; it returns the answer's status and body.
+func relay(t *testing.T, p *proc, id backend.ID, size int64, crc uint32, chain string, body io.Reader) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.url+"/v1/cluster/objects/"+string(id)+"/relay", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Header.Set("X-Distore-Size", fmt.Sprint(size))
+	req.Header.Set("X-Distore-Checksum", fmt.Sprintf("%08x", crc))
+	req.Header.Set("X-Distore-Chain", chain)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A hop forwards what it has received before the rest arrives (a pipelined
+// chain, not store-and-forward), and each hop verifies what it stores.
+func TestRelayForwardsWhileReceiving(t *testing.T) {
+	ctx := context.Background()
+	_, ps := startCluster(t, 3)
+	data := randBytes(t, 8<<20)
+	pr, pw := io.Pipe()
+	type answer struct {
+		status int
+		body   string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		s, b := relay(t, ps[0], "piped", int64(len(data)), backend.Checksum(data), "n2,n3", pr)
+		done <- answer{s, b}
+	}()
+	half := 3 << 20
+	if _, err := pw.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// n1 has not got the rest, yet the bytes reach the last hop.
+	eventually(t, 20*time.Second, "the first bytes reach n3 before n1 has the rest", func() bool {
+		return ps[2].metric("distore_cluster_peer_bytes_total", "direction", "in") >= 2<<20
+	})
+	if _, err := pw.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the relay did not answer in 60 s")
+	}
+	if a.status != http.StatusOK || !strings.Contains(a.body, `"n1"`) || !strings.Contains(a.body, `"n2"`) || !strings.Contains(a.body, `"n3"`) {
+		t.Fatalf("relay answered %d %s; want 200 reaching n1, n2, n3", a.status, a.body)
+	}
+	for _, p := range ps {
+		if got, err := p.client().Get(ctx, "piped"); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s's copy: %v (bytes equal: %v)", p.name, err, bytes.Equal(got, data))
+		}
+		if n := p.metric("distore_cluster_transfers_started_total"); n != 0 {
+			t.Fatalf("%s fetched instead of keeping the relayed copy (%v transfers)", p.name, n)
+		}
+	}
+
+	// Bytes that do not match the sender's checksum: no hop keeps them.
+	bad := randBytes(t, 3<<20)
+	status, body := relay(t, ps[0], "bad", int64(len(bad)), backend.Checksum(bad)^1, "n2,n3", bytes.NewReader(bad))
+	if status == http.StatusOK || !strings.Contains(body, "checksum") {
+		t.Fatalf("a relay with a wrong checksum answered %d %s; want an error naming the checksum", status, body)
+	}
+	for _, p := range ps {
+		eventually(t, 10*time.Second, p.name+" keeps no corrupt copy", func() bool {
+			_, err := p.client().Info(ctx, "bad")
+			return errors.Is(err, backend.ErrNotFound)
+		})
+	}
+}
