@@ -11,6 +11,7 @@ package main
 // store-and-forward spread.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -28,6 +29,7 @@ import (
 
 	"distore/backend"
 	"distore/client"
+	"distore/servercmd"
 )
 
 var (
@@ -190,6 +192,9 @@ func runCluster(ctx context.Context, r *report) error {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"h", self, "-suite", "cluster", "-cluster-inner", prefix,
 		"-cluster-size", strconv.FormatInt(*clusterSize, 10), "-cluster-rate", *clusterRate)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Interrupted, the inner run stops its servers and removes their arenas.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	r.note("servers in %d network namespaces (%s*), links %s each way (tc tbf)", clusterServer, prefix, *clusterRate)
 	return cmd.Run()
 }
@@ -231,9 +236,11 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 	defer func() { etcd.Process.Kill(); etcd.Wait() }()
 	var servers []*exec.Cmd
 	defer func() {
-		for _, s := range servers {
+		for k, s := range servers {
 			s.Process.Kill()
 			s.Wait()
+			// A server keeps its arena in /dev/shm for a restart: 9 × 576 MiB.
+			os.Remove(servercmd.ArenaPath(filepath.Join(dir, fmt.Sprint(k))))
 		}
 	}()
 	// Servers beyond loopback need tokens; peers send DISTORE_TOKEN.
@@ -302,17 +309,18 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 		el := time.Since(start)
 		after := snapCPU(pids)
 		gib := float64(size) / (1 << 30)
-		var recv, all float64
+		var recv, recvSys, all float64
 		for k := range pids {
 			d := after.procs[k] - before.procs[k]
 			all += d
 			if k >= 1 && k <= n {
 				recv += d
+				recvSys += after.sys[k] - before.sys[k]
 			}
 		}
 		busy := (after.busy - before.busy) / max(after.total-before.total, 1)
 		r.row(what, sizeName(size), el.Seconds(), gbps(size, el), ratio(el.Seconds(), raw.Seconds()),
-			fmt.Sprintf("%.2f", recv/float64(n)/gib), fmt.Sprintf("%.2f", (after.procs[0]-before.procs[0])/gib),
+			fmt.Sprintf("%.2f (%.0f%% sys)", recv/float64(n)/gib, 100*recvSys/max(recv, 0.01)), fmt.Sprintf("%.2f", (after.procs[0]-before.procs[0])/gib),
 			fmt.Sprintf("%.2f", all/el.Seconds()), fmt.Sprintf("%.0f%%", 100*busy))
 		return el.Seconds(), nil
 	}
@@ -367,7 +375,7 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 		}
 	}
 	r.note("goals: (b) GB/s >= 0.9x (a); chain to 8 <= 1.25x one transfer (4 MiB chunks: 1.09x in theory); binomial about 3x at 8")
-	r.note("CPU s/GiB/server: user+system CPU of each receiving server process per GiB it received; servers' cores: all")
+	r.note("CPU s/GiB/server: user+system CPU of each receiving server process per GiB it received (the kernel's share); servers' cores: all")
 	r.note("server processes' CPU seconds per second; machine busy: all %d cores, other work and softirq included", runtime.NumCPU())
 	return nil
 }
@@ -414,7 +422,7 @@ func binomial(ctx context.Context, clients []*client.Client, id backend.ID, n in
 // cpuSnap is the CPU seconds of some processes and the machine's busy and
 // total jiffies (/proc/stat's first line) at one moment.
 type cpuSnap struct {
-	procs       []float64
+	procs, sys  []float64 // user+system, system
 	busy, total float64
 }
 
@@ -422,6 +430,7 @@ func snapCPU(pids []int) cpuSnap {
 	var s cpuSnap
 	for _, pid := range pids {
 		s.procs = append(s.procs, procCPU(pid).Seconds())
+		s.sys = append(s.sys, procSysCPU(pid))
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -439,6 +448,21 @@ func snapCPU(pids []int) cpuSnap {
 	}
 	return s
 }
+
+// procSysCPU is the system (kernel) CPU seconds of process pid so far.
+func procSysCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return st / 100 // USER_HZ
+}
+
 func waitSpread(ctx context.Context, c *client.Client, id backend.ID) (client.Spread, error) {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {

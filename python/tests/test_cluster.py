@@ -47,22 +47,24 @@ class ClusterTest(unittest.TestCase):
         serverproc.server_bin_or_skip()
         etcd = "127.0.0.1:%d" % serverproc.free_port()
         common = ["--lease-ttl", "2s"]
-        cls.srv = []
+        cls.srv, cls.http, cls.local = [], [], []
+        # unittest does not call tearDownClass when setUpClass fails: stop
+        # what was started here, or the servers outlive the test.
         try:
             cls.srv.append(serverproc.Server(extra=["--etcd", "embed=" + etcd, "--node-id", "p1"] + common))
             for name in ("p2", "p3"):
                 cls.srv.append(serverproc.Server(extra=["--etcd", "http://" + etcd, "--node-id", name] + common))
-        except Exception:
+            cls.http = [distore.Client(s.url) for s in cls.srv]
+            cls.local = [distore.Client("unix://" + s.socket) for s in cls.srv]
+            wait_for("every server lists the three", lambda: all(
+                len(c.nodes()["members"]) == 3 for c in cls.http))
+        except BaseException:
             cls.tearDownClass()
             raise
-        cls.http = [distore.Client(s.url) for s in cls.srv]
-        cls.local = [distore.Client("unix://" + s.socket) for s in cls.srv]
-        wait_for("every server lists the three", lambda: all(
-            len(c.nodes()["members"]) == 3 for c in cls.http))
 
     @classmethod
     def tearDownClass(cls):
-        for c in getattr(cls, "http", []) + getattr(cls, "local", []):
+        for c in cls.http + cls.local:
             c.close()
         # The etcd host (p1) last, so the others leave the cluster cleanly.
         for s in reversed(cls.srv):
