@@ -266,6 +266,9 @@ func (n *Node) fetchInto(ctx context.Context, t *transfer, holders []string) err
 			return backend.Errorf("fetch", "cluster", t.id, backend.ErrCorrupt, "received crc %08x, holder %s said %08x", crc, h, t.info.Checksum)
 		}
 		if err := w.Close(); err != nil && !errors.Is(err, backend.ErrExists) {
+			if errors.Is(err, backend.ErrCorrupt) { // the tier's check: say whose bytes
+				return backend.Errorf("fetch", "cluster", t.id, err, "from holder %s", h)
+			}
 			return err
 		}
 		n.afterCopy(t.id, t.info)
