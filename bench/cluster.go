@@ -11,6 +11,7 @@ package main
 // store-and-forward spread.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -21,12 +22,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"distore/backend"
 	"distore/client"
+	"distore/servercmd"
 )
 
 var (
@@ -189,6 +192,9 @@ func runCluster(ctx context.Context, r *report) error {
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"h", self, "-suite", "cluster", "-cluster-inner", prefix,
 		"-cluster-size", strconv.FormatInt(*clusterSize, 10), "-cluster-rate", *clusterRate)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Interrupted, the inner run stops its servers and removes their arenas.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	r.note("servers in %d network namespaces (%s*), links %s each way (tc tbf)", clusterServer, prefix, *clusterRate)
 	return cmd.Run()
 }
@@ -230,11 +236,19 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 	defer func() { etcd.Process.Kill(); etcd.Wait() }()
 	var servers []*exec.Cmd
 	defer func() {
-		for _, s := range servers {
+		for k, s := range servers {
 			s.Process.Kill()
 			s.Wait()
+			// A server keeps its arena in /dev/shm for a restart: 9 × 576 MiB.
+			os.Remove(servercmd.ArenaPath(filepath.Join(dir, fmt.Sprint(k))))
 		}
 	}()
+	// Servers beyond loopback need tokens; peers send DISTORE_TOKEN.
+	const token = "bench-cluster-secret"
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("bench admin "+token+"\n"), 0o600); err != nil {
+		return err
+	}
 	var clients []*client.Client
 	for k := range clusterServer {
 		port := 7070
@@ -244,13 +258,15 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 		addr := fmt.Sprintf("%s:%d", topo.addr(k), port)
 		capacity := size*2 + 64<<20
 		s := topo.command(ctx, k, bin, "--listen", addr, "--data-dir", filepath.Join(dir, fmt.Sprint(k)), "--levels", "memory",
-			"--memory-capacity", strconv.FormatInt(capacity, 10), "--etcd", cu, "--node-id", fmt.Sprintf("s%d", k), "--log-level", "error")
+			"--memory-capacity", strconv.FormatInt(capacity, 10), "--etcd", cu, "--node-id", fmt.Sprintf("s%d", k), "--log-level", "error",
+			"--token-file", tokens)
+		s.Env = append(os.Environ(), client.TokenEnv+"="+token)
 		s.Stderr = os.Stderr
 		if err := s.Start(); err != nil {
 			return err
 		}
 		servers = append(servers, s)
-		c, err := client.New("http://" + addr)
+		c, err := client.New("http://"+addr, client.WithToken(token))
 		if err != nil {
 			return err
 		}
@@ -273,24 +289,56 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 		return err
 	}
 
-	r.table("what", "size", "seconds", "GB/s", "x raw TCP time")
-	r.row("(a) raw TCP, one link", sizeName(size), raw.Seconds(), gbps(size, raw), 1.0)
+	pids := make([]int, len(servers))
+	for k, s := range servers {
+		pids[k] = s.Process.Pid // ip netns exec execs the server: the same process
+	}
+	r.table("what", "size", "seconds", "GB/s", "x one transfer", "CPU s/GiB/server", "origin CPU s/GiB", "servers' cores", "machine busy")
+	r.row("(a) raw TCP, one link", sizeName(size), raw.Seconds(), gbps(size, raw), 1.0, "-", "-", "-", "-")
+
+	// row times one distribution and the CPU the receivers (servers 1..n)
+	// and the origin spent on it, per GiB each received or sent, and how busy
+	// all the machine's cores were meanwhile (softirq work on the links
+	// included): a spread that keeps the machine near 100% is CPU-bound.
+	row := func(what string, n int, run func() error) (float64, error) {
+		before := snapCPU(pids)
+		start := time.Now()
+		if err := run(); err != nil {
+			return 0, err
+		}
+		el := time.Since(start)
+		after := snapCPU(pids)
+		gib := float64(size) / (1 << 30)
+		var recv, recvSys, all float64
+		for k := range pids {
+			d := after.procs[k] - before.procs[k]
+			all += d
+			if k >= 1 && k <= n {
+				recv += d
+				recvSys += after.sys[k] - before.sys[k]
+			}
+		}
+		busy := (after.busy - before.busy) / max(after.total-before.total, 1)
+		r.row(what, sizeName(size), el.Seconds(), gbps(size, el), ratio(el.Seconds(), raw.Seconds()),
+			fmt.Sprintf("%.2f (%.0f%% sys)", recv/float64(n)/gib, 100*recvSys/max(recv, 0.01)), fmt.Sprintf("%.2f", (after.procs[0]-before.procs[0])/gib),
+			fmt.Sprintf("%.2f", all/el.Seconds()), fmt.Sprintf("%.0f%%", 100*busy))
+		return el.Seconds(), nil
+	}
 
 	// (b) peer fetch: server 1 prefetches what server 0 holds.
 	if err := put("fetch"); err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := clients[1].Prefetch(ctx, "fetch"); err != nil {
+	if _, err := row("(b) peer fetch", 1, func() error { return clients[1].Prefetch(ctx, "fetch") }); err != nil {
 		return err
 	}
-	fetch := time.Since(start)
 	if err := clients[0].Delete(ctx, "fetch"); err != nil {
 		return err
 	}
-	r.row("(b) peer fetch", sizeName(size), fetch.Seconds(), gbps(size, fetch), ratio(fetch.Seconds(), raw.Seconds()))
 
-	// (c) chain spreads to 2, 4 and 8.
+	// (c) spreads to 2, 4 and 8: the pipelined chain, then beside it the
+	// binomial store-and-forward spread (DI-store's gossip tree: each round
+	// every holder sends the whole object to one more server).
 	for _, n := range []int{2, 4, 8} {
 		id := backend.ID(fmt.Sprintf("chain-%d", n))
 		if err := put(id); err != nil {
@@ -300,38 +348,49 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 		for k := 1; k <= n; k++ {
 			targets = append(targets, fmt.Sprintf("s%d", k))
 		}
-		start := time.Now()
-		if _, err := clients[0].SpreadToNodes(ctx, id, targets); err != nil {
+		if _, err := row(fmt.Sprintf("(c) chain spread to %d", n), n, func() error {
+			if _, err := clients[0].SpreadToNodes(ctx, id, targets); err != nil {
+				return err
+			}
+			s, err := waitSpread(ctx, clients[0], id)
+			if err == nil && len(s.Reached) != n {
+				err = fmt.Errorf("chain to %d reached only %v (failed %v)", n, s.Reached, s.Failed)
+			}
+			return err
+		}); err != nil {
 			return err
 		}
-		s, err := waitSpread(ctx, clients[0], id)
-		if err != nil {
+		if err := clients[0].Delete(ctx, id); err != nil {
 			return err
 		}
-		el := time.Since(start)
-		if len(s.Reached) != n {
-			return fmt.Errorf("chain to %d reached only %v (failed %v)", n, s.Reached, s.Failed)
+		id = backend.ID(fmt.Sprintf("binomial-%d", n))
+		if err := put(id); err != nil {
+			return err
 		}
-		r.row(fmt.Sprintf("(c) chain spread to %d", n), sizeName(size), el.Seconds(), gbps(size, el), ratio(el.Seconds(), raw.Seconds()))
+		if _, err := row(fmt.Sprintf("    binomial store-and-forward to %d", n), n, func() error { return binomial(ctx, clients, id, n) }); err != nil {
+			return err
+		}
 		if err := clients[0].Delete(ctx, id); err != nil {
 			return err
 		}
 	}
+	r.note("goals: (b) GB/s >= 0.9x (a); chain to 8 <= 1.25x one transfer (4 MiB chunks: 1.09x in theory); binomial about 3x at 8")
+	r.note("CPU s/GiB/server: user+system CPU of each receiving server process per GiB it received (the kernel's share); servers' cores: all")
+	r.note("server processes' CPU seconds per second; machine busy: all %d cores, other work and softirq included", runtime.NumCPU())
+	return nil
+}
 
-	// The binomial store-and-forward spread to 8: each round every holder
-	// sends the whole object to one more server.
-	id := backend.ID("binomial")
-	if err := put(id); err != nil {
-		return err
-	}
+// binomial spreads id from server 0 to servers 1..n store-and-forward: each
+// round every holder sends the whole object to one more server, so n servers
+// take ceil(log2(n+1)) transfer times.
+func binomial(ctx context.Context, clients []*client.Client, id backend.ID, n int) error {
 	holders := []int{0}
 	next := 1
-	start = time.Now()
-	for next <= 8 {
+	for next <= n {
 		type job struct{ from, to int }
 		var jobs []job
 		for _, h := range holders {
-			if next > 8 {
+			if next > n {
 				break
 			}
 			jobs = append(jobs, job{h, next})
@@ -357,10 +416,51 @@ func clusterBench(ctx context.Context, r *report, topo topology) error {
 			holders = append(holders, j.to)
 		}
 	}
-	el := time.Since(start)
-	r.row("binomial store-and-forward to 8", sizeName(size), el.Seconds(), gbps(size, el), ratio(el.Seconds(), raw.Seconds()))
-	r.note("goals: (b) GB/s >= 0.9x (a); chain to 8 <= 1.25x one transfer (4 MiB chunks: 1.09x in theory); binomial about 3x")
 	return nil
+}
+
+// cpuSnap is the CPU seconds of some processes and the machine's busy and
+// total jiffies (/proc/stat's first line) at one moment.
+type cpuSnap struct {
+	procs, sys  []float64 // user+system, system
+	busy, total float64
+}
+
+func snapCPU(pids []int) cpuSnap {
+	var s cpuSnap
+	for _, pid := range pids {
+		s.procs = append(s.procs, procCPU(pid).Seconds())
+		s.sys = append(s.sys, procSysCPU(pid))
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			if i >= 8 { // guest time is counted in user already
+				break
+			}
+			s.total += x
+			if i != 3 && i != 4 { // idle, iowait
+				s.busy += x
+			}
+		}
+	}
+	return s
+}
+
+// procSysCPU is the system (kernel) CPU seconds of process pid so far.
+func procSysCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return st / 100 // USER_HZ
 }
 
 func waitSpread(ctx context.Context, c *client.Client, id backend.ID) (client.Spread, error) {

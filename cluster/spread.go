@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"distore/backend"
@@ -158,10 +159,21 @@ func (n *Node) relayTo(ctx context.Context, id backend.ID, info backend.ObjectIn
 	return rr, nil
 }
 
-// handleRelay stores the streamed object and forwards each chunk to the next
-// hop while still receiving (a pipelined chain: reaching N servers costs about
-// one transfer time plus N chunk delays). If the next hop fails, the rest of
-// the chain is sent from the stored copy, skipping it.
+// Relay pipelining: a hop hands each piece to the next hop as soon as at
+// least relayPiece bytes (or the object's tail) have arrived, through a ring
+// of relayRing buffers, so receiving, storing and forwarding overlap and a
+// hop adds about one piece's time to the chain, in constant memory.
+const (
+	relayPiece = 256 << 10
+	relayRing  = 4
+)
+
+// handleRelay stores the streamed object and forwards it to the next hop
+// while still receiving (a pipelined chain: reaching N servers costs about
+// one transfer time plus N piece delays). A forwarder goroutine (the next
+// hop's request body, forwardStream) drains the ring while this one reads the
+// next piece and writes its own copy. If the next hop fails, the rest of the
+// chain is sent from the stored copy, skipping it.
 func (n *Node) handleRelay(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "relay")
 	if !ok {
@@ -180,8 +192,11 @@ func (n *Node) handleRelay(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	lw, err := n.local.OpenWriter(ctx, id, info.Size, backend.PutOptions{Importance: info.Importance, Checksum: info.Checksum, Created: info.Created})
+	// The tier verifies a non-zero checksum as it stores (backend.PutOptions):
+	// a second pass here only where it does not.
+	verify := info.Checksum == 0
 	if errors.Is(err, backend.ErrExists) {
-		lw, err = discardWriter{}, nil
+		lw, err, verify = discardWriter{}, nil, false
 	}
 	if err != nil {
 		writeErr(w, err)
@@ -189,68 +204,79 @@ func (n *Node) handleRelay(w http.ResponseWriter, r *http.Request) {
 	}
 	defer lw.Abort()
 
-	// Downstream: a pipe into the next hop's request, fed chunk by chunk.
-	var pw *io.PipeWriter
+	bufSize := max(min(int64(chunkSize), info.Size), 1)
+	var fs *forwardStream
 	var down chan relayDone
 	if len(chain) > 0 {
-		var pr *io.PipeReader
-		pr, pw = io.Pipe()
+		fs = newForwardStream(relayRing, bufSize)
 		down = make(chan relayDone, 1)
 		go func() {
-			rr, err := n.relayTo(ctx, id, info, chain, pr)
-			pr.CloseWithError(errDownstream)
+			rr, err := n.relayTo(ctx, id, info, chain, fs)
+			fs.stop(errDownstream)
 			down <- relayDone{rr, err}
 		}()
 	}
 	watchdog := time.AfterFunc(stallTimeout, cancel)
 	defer watchdog.Stop()
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	buf := *bp
+	var own []byte // the buffer once forwarding has stopped (or at the last hop)
 	var crc uint32
 	var got int64
-	forwarding := pw != nil
 	for got < info.Size {
-		k, rerr := io.ReadFull(r.Body, buf[:min(int64(len(buf)), info.Size-got)])
+		var buf []byte
+		if fs != nil {
+			if buf = fs.get(); buf == nil {
+				fs = nil // the next hop failed: routed around below
+			}
+		}
+		if buf == nil {
+			if own == nil {
+				own = make([]byte, bufSize)
+			}
+			buf = own
+		}
+		left := info.Size - got
+		k, rerr := io.ReadAtLeast(r.Body, buf[:min(int64(len(buf)), left)], int(min(relayPiece, left)))
 		if k > 0 {
 			watchdog.Reset(stallTimeout)
+			if fs != nil && !fs.put(buf[:k]) {
+				fs = nil
+			}
 			if _, err := lw.Write(buf[:k]); err != nil {
-				n.abortDown(pw, err)
+				n.abortDown(fs, err)
 				writeErr(w, err)
 				return
 			}
-			if forwarding {
-				if _, err := pw.Write(buf[:k]); err != nil {
-					forwarding = false // the next hop failed: routed around below
-				}
+			if verify {
+				crc = backend.UpdateChecksum(crc, buf[:k])
 			}
-			crc = backend.UpdateChecksum(crc, buf[:k])
 			got += int64(k)
 			n.met.peerBytes.WithLabelValues("in").Add(float64(k))
 		}
 		if rerr != nil && got < info.Size {
 			err := backend.Errorf("relay", "cluster", id, backend.ErrUnavailable, "stream ended after %d of %d bytes: %v", got, info.Size, rerr)
-			n.abortDown(pw, err)
+			n.abortDown(fs, err)
 			writeErr(w, err)
 			return
 		}
 	}
-	if crc != info.Checksum {
+	if verify && crc != info.Checksum {
 		err := backend.Errorf("relay", "cluster", id, backend.ErrCorrupt, "received crc %08x, sender said %08x", crc, info.Checksum)
-		n.abortDown(pw, err)
+		n.abortDown(fs, err)
 		writeErr(w, err)
 		return
 	}
 	if err := lw.Close(); err != nil && !errors.Is(err, backend.ErrExists) {
-		n.abortDown(pw, err)
+		n.abortDown(fs, err)
 		writeErr(w, err)
 		return
 	}
 	n.afterCopy(id, info)
 	n.reportReached(origin, id)
 	rr := relayResp{Reached: []string{n.self}}
-	if pw != nil {
-		pw.Close()
+	if down != nil {
+		if fs != nil {
+			fs.end()
+		}
 		d := <-down
 		rr.Reached = append(rr.Reached, d.rr.Reached...)
 		rr.Failed = append(rr.Failed, d.rr.Failed...)
@@ -273,10 +299,94 @@ type relayDone struct {
 
 var errDownstream = errors.New("downstream hop gone")
 
-func (n *Node) abortDown(pw *io.PipeWriter, err error) {
-	if pw != nil {
-		pw.CloseWithError(err)
+func (n *Node) abortDown(fs *forwardStream, err error) {
+	if fs != nil {
+		fs.stop(err)
 	}
+}
+
+// forwardStream is the body of the request to the next hop: pieces that the
+// receiving goroutine put, read in order by the HTTP transport, through a
+// ring of buffers. It replaces an io.Pipe, whose Write blocks until the
+// reader has taken every byte, so that receiving and forwarding overlap.
+type forwardStream struct {
+	free   chan []byte // empty ring buffers
+	full   chan []byte // pieces to send, in order; closed after the last
+	gone   chan struct{}
+	once   sync.Once
+	err    error // why the stream stopped (set before gone closes)
+	cur    []byte
+	curBuf []byte
+	ended  bool
+}
+
+func newForwardStream(ring int, size int64) *forwardStream {
+	fs := &forwardStream{free: make(chan []byte, ring), full: make(chan []byte, ring), gone: make(chan struct{})}
+	for range ring {
+		fs.free <- make([]byte, size)
+	}
+	return fs
+}
+
+// get returns an empty buffer to receive into, or nil once the stream stopped.
+func (fs *forwardStream) get() []byte {
+	select {
+	case b := <-fs.free:
+		return b
+	case <-fs.gone:
+		return nil
+	}
+}
+
+// put queues a piece (a prefix of a buffer from get); false once the stream
+// stopped. The caller may read the piece (store it) but not change it.
+func (fs *forwardStream) put(p []byte) bool {
+	select {
+	case fs.full <- p:
+		return true
+	case <-fs.gone:
+		return false
+	}
+}
+
+// end marks the last piece queued: the reader gets io.EOF after it.
+func (fs *forwardStream) end() {
+	if !fs.ended {
+		fs.ended = true
+		close(fs.full)
+	}
+}
+
+// stop ends the stream with err: the reader's next Read fails with it.
+func (fs *forwardStream) stop(err error) {
+	fs.once.Do(func() { fs.err = err; close(fs.gone) })
+}
+
+// Read is called by the transport's goroutine only.
+func (fs *forwardStream) Read(p []byte) (int, error) {
+	for len(fs.cur) == 0 {
+		if fs.curBuf != nil {
+			fs.free <- fs.curBuf // never blocks: the ring holds every buffer
+			fs.curBuf = nil
+		}
+		select {
+		case <-fs.gone:
+			return 0, fs.err
+		default:
+		}
+		select {
+		case b, ok := <-fs.full:
+			if !ok {
+				return 0, io.EOF
+			}
+			fs.cur, fs.curBuf = b, b[:cap(b)]
+		case <-fs.gone:
+			return 0, fs.err
+		}
+	}
+	k := copy(p, fs.cur)
+	fs.cur = fs.cur[k:]
+	return k, nil
 }
 
 // reportReached tells the spread's origin that this node has the object, so

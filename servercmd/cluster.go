@@ -158,3 +158,16 @@ func startCluster(ctx context.Context, cfg Config, st *spill.Stack, listen net.A
 		closeEtcd()
 	}}, nil
 }
+
+// nodeGroups serves the local socket's register_group and
+// put(prefetch_group=) from the cluster, as /v1/cluster/ does over HTTP.
+type nodeGroups struct{ n *cluster.Node }
+
+func (g nodeGroups) Register(ctx context.Context, group string) error {
+	return g.n.Tracker().JoinGroup(ctx, group)
+}
+
+func (g nodeGroups) Spread(ctx context.Context, group string, id backend.ID) error {
+	_, err := g.n.SpreadGroup(id, group)
+	return err
+}

@@ -419,6 +419,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		ln.Close()
 		return err
 	}
+	if cm.node != nil {
+		srv.SetGroups(nodeGroups{cm.node})
+	}
 	if err := cm.Register(srv.Registry()); err != nil {
 		ln.Close()
 		return err

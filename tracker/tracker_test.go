@@ -16,7 +16,7 @@ import (
 
 func newClient(t *testing.T, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(ClientConfig([]string{endpoint}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,20 +99,16 @@ class Client:
     def put(self, data, object_id=None, importance=0, prefetch_group=None):
         """Store data (bytes, bytearray, memoryview, a numpy array: anything
         with the buffer protocol) and return its ObjectRef. prefetch_group
-        spreads it to every node of that group (cluster servers only)."""
+        (cluster servers only) then spreads it, in the background, to every
+        server of that group; spread_status(ref) says where it has reached.
+        If the spread cannot start, the error says so: the object is stored."""
         with self._lock:
             if self._local is not None:
                 info = self._local.put(data, object_id or "", int(importance))
-                if prefetch_group:
-                    self._spread(prefetch_group, info["id"])
             else:
-                try:
-                    info = self._http.put(memoryview(data).cast("B"), object_id, int(importance), prefetch_group)
-                except InvalidArgument as e:
-                    if prefetch_group and "prefetch_group" in str(e):
-                        raise Unsupported("put: prefetch_group %r: this server has no prefetch groups (%s)"
-                                          % (prefetch_group, e), op="put", object_id=object_id) from e
-                    raise
+                info = self._http.put(memoryview(data).cast("B"), object_id, int(importance))
+            if prefetch_group:
+                self._spread("put", info["id"], group=prefetch_group)
         return _ref(info)
 
     def get(self, ref):
@@ -191,28 +187,70 @@ class Client:
                 else:
                     self._http.action("unpin", oid)
 
-    def prefetch(self, refs):
-        """Bring objects into the server's fastest tier (from a peer, in a cluster)."""
+    def prefetch(self, refs, nodes=None):
+        """Bring objects into the server's fastest tier (from a peer, in a
+        cluster). nodes (a list of server IDs; cluster servers, over HTTP)
+        instead spreads each object, which this server must hold, to those
+        servers in the background (spread_status says where it has reached)."""
         with self._lock:
             for oid in _ids(refs):
-                if self._local is not None:
+                if nodes is not None:
+                    self._spread("prefetch", oid, nodes=list(nodes))
+                elif self._local is not None:
                     self._local.simple("prefetch", _local.OP_PREFETCH, oid)
                 else:
                     self._http.action("prefetch", oid)
 
     def register_group(self, group):
-        """Make this node a member of prefetch group `group` (cluster servers)."""
+        """Make this server a member of prefetch group `group` (cluster servers)."""
         with self._lock:
             try:
                 if self._local is not None:
                     self._local.simple("register_group", _local.OP_REGISTER_GROUP, group)
                 else:
-                    self._http.register_group(group)
+                    self._http.cluster("register_group", "POST", "groups/%s/join" % _http.quote(group))
             except DistoreError as e:
-                if isinstance(e, Unavailable) or e.code in ("no_route", "method_not_allowed"):
-                    raise Unsupported("register_group: this server has no prefetch groups (%s)" % e,
-                                      op="register_group") from e
-                raise
+                raise _no_cluster("register_group", e)
+
+    def unregister_group(self, group):
+        """Take this server out of prefetch group `group` (cluster servers, over HTTP)."""
+        with self._lock:
+            self._http_only("unregister_group")
+            try:
+                self._http.cluster("unregister_group", "POST", "groups/%s/leave" % _http.quote(group))
+            except DistoreError as e:
+                raise _no_cluster("unregister_group", e)
+
+    def nodes(self):
+        """The cluster as this server sees it (over HTTP): a dict with self,
+        healthy (False while it cannot reach etcd; error says why), lease_ttl
+        and members (each: id, addr, tiers, capacity, groups)."""
+        with self._lock:
+            self._http_only("nodes")
+            try:
+                return self._http.cluster("nodes", "GET", "nodes")
+            except DistoreError as e:
+                raise _no_cluster("nodes", e)
+
+    def groups(self):
+        """Each prefetch group's members, {group: [server ID, ...]} (over HTTP)."""
+        with self._lock:
+            self._http_only("groups")
+            try:
+                return self._http.cluster("groups", "GET", "groups").get("groups") or {}
+            except DistoreError as e:
+                raise _no_cluster("groups", e)
+
+    def spread_status(self, ref):
+        """Where the last spread of ref started on this server has reached
+        (over HTTP): a dict with targets, reached, failed, done and error."""
+        oid = str(ref)
+        with self._lock:
+            self._http_only("spread_status")
+            try:
+                return self._http.cluster("spread_status", "GET", "spreads/" + _http.quote(oid), object_id=oid)
+            except DistoreError as e:
+                raise _no_cluster("spread_status", e)
 
     def info(self, ref):
         """Return the object's metadata (an Info dict)."""
@@ -221,9 +259,35 @@ class Client:
                 return self._local.info(str(ref))
             return self._http.info(str(ref))
 
-    def _spread(self, group, oid):
+    def _http_only(self, op):
+        if self._local is not None:
+            raise Unsupported("%s: only over HTTP (this client is on the local socket: use the server's http:// address)"
+                              % op, op=op)
+
+    def _spread(self, op, oid, group=None, nodes=None):
         try:
-            self._local._call("put", _local.OP_SPREAD, _local._str(group) + _local._str(oid), object_id=oid)
-        except Unavailable as e:
-            raise Unsupported("put %s: prefetch_group %r: this server has no prefetch groups (%s); the object is stored"
-                              % (oid, group, e), op="put", object_id=oid) from e
+            if self._local is not None:
+                if nodes is not None:
+                    self._http_only(op + " to nodes")
+                self._local._call(op, _local.OP_SPREAD, _local._str(group) + _local._str(oid), object_id=oid)
+            else:
+                q = {"group": group} if group else {"nodes": ",".join(nodes)}
+                self._http.cluster(op, "POST", "objects/%s/spread" % _http.quote(oid), query=q, object_id=oid, ok=(202,))
+        except DistoreError as e:
+            err = _no_cluster(op, e)
+            if op == "put":  # the put itself succeeded
+                err.args = ("%s; the object %s is stored" % (err, oid),)
+            raise err
+
+
+def _no_cluster(op, e):
+    """A server that is not in a cluster answers cluster calls with no_route
+    (HTTP) or unavailable, "not in a cluster" (local socket): Unsupported.
+    Other errors (etcd down, an unknown object) stay as they are."""
+    if isinstance(e, Unsupported):
+        return e
+    if e.code in ("no_route", "method_not_allowed") or (isinstance(e, Unavailable) and "not in a cluster" in str(e)):
+        u = Unsupported("%s: this server is not in a cluster (%s)" % (op, e), op=op, object_id=e.object_id)
+        u.__cause__ = e
+        return u
+    return e

@@ -39,39 +39,40 @@ class HTTPConn:
             raise _http_error(op, object_id, resp, data)
         return resp, data
 
-    def put(self, data, oid, importance, prefetch_group=None):
+    def put(self, data, oid, importance):
         q = {"importance": str(importance)} if importance else {}
-        if prefetch_group:
-            q["prefetch_group"] = prefetch_group
         body = bytes(data)
         if oid:
-            _, out = self.request("put", "PUT", "/v1/objects/" + _quote(oid), body, q, oid)
+            _, out = self.request("put", "PUT", "/v1/objects/" + quote(oid), body, q, oid)
         else:
             _, out = self.request("put", "POST", "/v1/objects", body, q)
         return Info(json.loads(out))
 
     def get(self, oid):
-        resp, data = self.request("get", "GET", "/v1/objects/" + _quote(oid), object_id=oid, ok=(200,))
+        resp, data = self.request("get", "GET", "/v1/objects/" + quote(oid), object_id=oid, ok=(200,))
         return data
 
     def action(self, op, oid, query=None):
-        self.request(op, "POST", "/v1/objects/%s/%s" % (_quote(oid), op), b"", query, oid)
+        self.request(op, "POST", "/v1/objects/%s/%s" % (quote(oid), op), b"", query, oid)
 
     def delete(self, oid):
-        self.request("delete", "DELETE", "/v1/objects/" + _quote(oid), object_id=oid)
+        self.request("delete", "DELETE", "/v1/objects/" + quote(oid), object_id=oid)
 
     def info(self, oid):
-        resp, _ = self.request("info", "HEAD", "/v1/objects/" + _quote(oid), object_id=oid, ok=(200,))
+        resp, _ = self.request("info", "HEAD", "/v1/objects/" + quote(oid), object_id=oid, ok=(200,))
         h = resp.headers
         return Info(id=h.get("X-Distore-Id", oid), size=int(h.get("X-Distore-Size", "0")), tier=h.get("X-Distore-Tier", ""),
                     importance=int(h.get("X-Distore-Importance", "0")), pins=int(h.get("X-Distore-Pins", "0")),
                     checksum=int(h.get("X-Distore-Checksum", "0") or "0", 16))
 
-    def register_group(self, group):
-        self.request("register_group", "POST", "/v1/groups/" + _quote(group), b"")
+    def cluster(self, op, method, path, query=None, object_id=None, ok=(200, 204)):
+        """A call to the server's cluster routes (/v1/cluster/, docs/cluster.md):
+        the decoded JSON answer, or None for an empty one."""
+        _, data = self.request(op, method, "/v1/cluster/" + path, b"" if method == "POST" else None, query, object_id, ok)
+        return json.loads(data) if data.strip() else None
 
 
-def _quote(s):
+def quote(s):
     return urllib.parse.quote(s, safe="")
 
 

@@ -5,9 +5,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,6 +30,26 @@ def go_build(pkg, name):
 
 def server_bin():
     return os.environ.get("DISTORE_SERVER_BIN") or go_build("./cmd/distore-server", "distore-server")
+
+
+def server_bin_or_skip():
+    """server_bin(), or unittest.SkipTest when there is neither a built binary
+    (DISTORE_SERVER_BIN) nor Go to build one; in CI (CI=true) that fails."""
+    b = os.environ.get("DISTORE_SERVER_BIN")
+    if b and not os.access(b, os.X_OK):
+        raise RuntimeError("DISTORE_SERVER_BIN=%s: not an executable file" % b)
+    if not b and not (shutil.which("go") or os.path.exists("/usr/local/go/bin/go")):
+        msg = "no distore-server: set DISTORE_SERVER_BIN, or install Go to build one"
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(msg + " (CI=true: a missing server fails)")
+        raise unittest.SkipTest(msg)
+    return server_bin()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Server:
@@ -52,7 +74,8 @@ class Server:
         while time.time() < deadline and self.url is None:
             if self.proc.poll() is not None:
                 raise RuntimeError("distore-server exited: " + self._logtext())
-            m = re.search(r"url=(http://[0-9.:]+)", self._logtext())
+            # The server's own line (an embedded etcd logs a url= first).
+            m = re.search(r'msg="distore-server listening".*? url=(http://[0-9.:]+)', self._logtext())
             if m and os.path.exists(self.socket):
                 self.url = m.group(1)
             else:
