@@ -1,6 +1,8 @@
 package columnar
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +20,10 @@ func newMapping(size int64) (*mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Transparent huge pages: a fetched range of some MiB then costs a few
+	// faults, not one per 4 KiB page (on a virtual machine each costs
+	// microseconds); untouched 2 MiB regions still cost nothing.
+	_ = unix.Madvise(data, unix.MADV_HUGEPAGE)
 	return &mapping{data: data}, nil
 }
 
@@ -27,3 +33,16 @@ func (m *mapping) unmap() {
 		m.data = nil
 	}
 }
+
+// populate faults in the pages of [off, off+n) in one call before they are
+// written: cheaper than a page fault per 4 KiB page. Best effort: a kernel
+// without MADV_POPULATE_WRITE (before 5.14) faults them one by one.
+func (m *mapping) populate(off, n int64) {
+	lo := off &^ int64(pageSize-1)
+	hi := min(off+n, int64(len(m.data)))
+	if hi > lo {
+		_ = unix.Madvise(m.data[lo:hi], unix.MADV_POPULATE_WRITE)
+	}
+}
+
+var pageSize = os.Getpagesize()
