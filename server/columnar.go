@@ -87,9 +87,12 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 }
 
 // columnarError gives the columnar errors their statuses: an unknown column
-// 400 (the default of ErrInvalidArgument), rows out of range 416, not Arrow 415.
+// 400 unknown_column (its message names the known columns), rows out of
+// range 416, not Arrow 415.
 func columnarError(err error) error {
 	switch {
+	case errors.Is(err, columnar.ErrUnknownColumn):
+		return errorf(http.StatusBadRequest, wire.CodeUnknownColumn, err.Error())
 	case errors.Is(err, columnar.ErrRowRange):
 		return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange, err.Error())
 	case errors.Is(err, columnar.ErrNotArrow):

@@ -114,7 +114,7 @@ func TestColumnarHTTP(t *testing.T) {
 				code   string
 				says   string
 			}{
-				{"/v1/objects/" + string(id) + "?columns=n,zz", 400, wire.CodeInvalidArgument, "n,s,f"},
+				{"/v1/objects/" + string(id) + "?columns=n,zz", 400, wire.CodeUnknownColumn, "n,s,f"},
 				{"/v1/objects/" + string(id) + "?rows=90:101", 416, wire.CodeBadRange, "100 rows"},
 				{"/v1/objects/" + string(id) + "?rows=5:2", 416, wire.CodeBadRange, "5:2"},
 				{"/v1/objects/" + string(id) + "?rows=abc", 400, wire.CodeInvalidArgument, "abc"},
