@@ -291,7 +291,8 @@ func (c *layoutCache) get(key layoutKey) *fileLayout {
 }
 
 // put adds (or re-accounts, after it learnt batches) the layout of key and
-// evicts the least recently used layouts past the bound.
+// evicts the least recently used layouts past the bound. A layout larger
+// than the bound is not kept.
 func (c *layoutCache) put(key layoutKey, lay *fileLayout) {
 	lay.mu.Lock()
 	n := lay.nodes + len(lay.batches) + 1
@@ -299,9 +300,12 @@ func (c *layoutCache) put(key layoutKey, lay *fileLayout) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byKey[key]
-	if ok && e.Value.(*cacheEntry).lay != lay {
+	if ok && (e.Value.(*cacheEntry).lay != lay || n > c.max) {
 		c.remove(e)
 		ok = false
+	}
+	if n > c.max {
+		return // larger than the whole cache: not kept (the others stay)
 	}
 	if !ok {
 		e = c.lru.PushBack(&cacheEntry{key: key, lay: lay})

@@ -317,3 +317,33 @@ func TestLayoutCache(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentSelects: selections of one object running at once (the
+// first ones learning its layout) all answer the right values.
+func TestConcurrentSelects(t *testing.T) {
+	recs := makeBatches(t, 100, 0, 150, 57)
+	sels := []columnar.Selection{
+		{Columns: []string{"s", "i64"}, Rows: &columnar.RowRange{Start: 10, End: 250}},
+		{Columns: []string{"ls", "st", "dict", "nul"}, Rows: &columnar.RowRange{Start: 0, End: 307}},
+		{Columns: []string{"bin", "flag"}, Rows: &columnar.RowRange{Start: 249, End: 251}},
+		{Columns: []string{"dict", "ts"}, Rows: &columnar.RowRange{Start: 250, End: 307}, Verify: true},
+	}
+	for _, tr := range tiers[:2] {
+		t.Run(tr.name, func(t *testing.T) {
+			b := tr.open(t)
+			id := backend.NewID()
+			if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Run("group", func(t *testing.T) {
+				for k := range 16 {
+					sel := sels[k%len(sels)]
+					t.Run(fmt.Sprint(k), func(t *testing.T) {
+						t.Parallel()
+						check(t, b, id, recs, sel)
+					})
+				}
+			})
+		})
+	}
+}
