@@ -89,8 +89,14 @@ func benchTable(b *testing.B, rows int) (*arrow.Schema, []arrow.RecordBatch) {
 }
 
 // BenchmarkSelectDisk: 2 of 32 columns, 10% of the rows of a 128 MiB table
-// from the disk tier (ranged reads).
-func BenchmarkSelectDisk(b *testing.B) {
+// from the disk tier (ranged reads), the layout cached.
+func BenchmarkSelectDisk(b *testing.B) { benchSelectDisk(b, false) }
+
+// BenchmarkSelectDiskCold is BenchmarkSelectDisk with the layout learnt
+// anew by each selection (footer and batch metadata read).
+func BenchmarkSelectDiskCold(b *testing.B) { benchSelectDisk(b, true) }
+
+func benchSelectDisk(b *testing.B, cold bool) {
 	schema, recs := benchTable(b, 20000)
 	ctx := context.Background()
 	d, err := backend.Open(ctx, "disk", backend.Config{"dir": b.TempDir(), "sync": "false"})
@@ -105,6 +111,9 @@ func BenchmarkSelectDisk(b *testing.B) {
 	sel := columnar.Selection{Columns: []string{"c0", "c7"}, Rows: &columnar.RowRange{Start: 14 * 20000, End: 17*20000 + 4000}}
 	b.ResetTimer()
 	for b.Loop() {
+		if cold {
+			columnar.ForgetLayoutsForTest()
+		}
 		res, err := columnar.Select(ctx, d, id, sel)
 		if err != nil {
 			b.Fatal(err)

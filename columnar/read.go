@@ -62,14 +62,15 @@ func Select(ctx context.Context, b backend.Backend, id backend.ID, sel Selection
 	if err != nil {
 		return nil, err
 	}
-	if lay, err := f.newLayout(); err != nil || lay != nil {
-		if err != nil {
-			f.close()
-			return nil, err
-		}
-		return f.selectLayout(ctx, key, lay, sel)
+	lay, err := f.newLayout()
+	if err != nil {
+		f.close()
+		return nil, err
 	}
-	return f.selectAndClose(ctx, sel)
+	if lay == nil { // not written by Write, or compressed
+		return f.selectAndClose(ctx, sel)
+	}
+	return f.selectLayout(ctx, key, lay, sel)
 }
 
 // ReadSchema returns the schema of the Arrow IPC file stored under id,
@@ -521,8 +522,8 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 				return nil, err
 			}
 		}
-		layouts.put(key, lay)
 	}
+	layouts.put(key, lay)
 	bls := make([]*batchLayout, len(plan.parts))
 	var need []byteRange
 	for k, p := range plan.parts {
