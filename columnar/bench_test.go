@@ -14,8 +14,15 @@ import (
 )
 
 // BenchmarkSelectMemory: 2 of 32 columns, 10% of the rows, zero-copy from the
-// memory tier (the bench suite "columnar" compares the tiers).
-func BenchmarkSelectMemory(b *testing.B) {
+// memory tier (the bench suite "columnar" compares the tiers), the layout
+// cached.
+func BenchmarkSelectMemory(b *testing.B) { benchSelectMemory(b, false) }
+
+// BenchmarkSelectMemoryCold is BenchmarkSelectMemory with the layout learnt
+// anew by each selection.
+func BenchmarkSelectMemoryCold(b *testing.B) { benchSelectMemory(b, true) }
+
+func benchSelectMemory(b *testing.B, cold bool) {
 	var fields []arrow.Field
 	for i := range 32 {
 		fields = append(fields, arrow.Field{Name: fmt.Sprintf("c%d", i), Type: arrow.PrimitiveTypes.Int64})
@@ -45,6 +52,9 @@ func BenchmarkSelectMemory(b *testing.B) {
 	sel := columnar.Selection{Columns: []string{"c0", "c7"}, Rows: &columnar.RowRange{Start: 14500, End: 17700}}
 	b.ResetTimer()
 	for b.Loop() {
+		if cold {
+			columnar.ForgetLayoutsForTest()
+		}
 		res, err := columnar.Select(ctx, mem, id, sel)
 		if err != nil {
 			b.Fatal(err)

@@ -8,10 +8,6 @@ import (
 	"distore/wire"
 )
 
-// CodeNotArrow is the error code of a columnar read of an object that is not
-// an Arrow IPC file (415).
-const CodeNotArrow = "not_arrow"
-
 // columnarOr routes GET /v1/objects/{id} with a columns or rows parameter to
 // the columnar read; other requests go to next.
 func (s *Server) columnarOr(next http.HandlerFunc) http.HandlerFunc {
@@ -96,7 +92,7 @@ func columnarError(err error) error {
 	case errors.Is(err, columnar.ErrRowRange):
 		return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange, err.Error())
 	case errors.Is(err, columnar.ErrNotArrow):
-		return errorf(http.StatusUnsupportedMediaType, CodeNotArrow, err.Error())
+		return errorf(http.StatusUnsupportedMediaType, wire.CodeNotArrow, err.Error())
 	}
 	return err
 }
