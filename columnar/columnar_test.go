@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"distore/backend"
 	"distore/columnar"
@@ -234,5 +236,114 @@ func TestParseSelection(t *testing.T) {
 			(sel.Rows == nil) != (c.want.Rows == nil) || (sel.Rows != nil && *sel.Rows != *c.want.Rows) {
 			t.Errorf("%q %q: %+v %v, want %+v", c.cols, c.rows, sel, err, c.want)
 		}
+	}
+}
+
+// TestLayoutCache: a second selection of an object reuses what the first
+// learnt (no footer or metadata reads from disk, no batch loading from
+// memory) and answers the same values; an ID deleted and put again with
+// other bytes of the same size is not answered from the old layout.
+func TestLayoutCache(t *testing.T) {
+	recsA := makeBatches(t, 100, 150, 57)
+	// B: A with column i64 negated (the same size and layout, other bytes).
+	var recsB []arrow.RecordBatch
+	for _, rec := range recsA {
+		old := rec.Column(0).(*array.Int64)
+		bld := array.NewInt64Builder(memory.DefaultAllocator)
+		for r := range old.Len() {
+			if old.IsNull(r) {
+				bld.AppendNull()
+			} else {
+				bld.Append(-old.Value(r) - 1)
+			}
+		}
+		cols := slices.Clone(rec.Columns())
+		cols[0] = bld.NewArray()
+		recsB = append(recsB, array.NewRecordBatch(allTypes, cols, rec.NumRows()))
+		cols[0].Release()
+		bld.Release()
+	}
+	dataA, err := columnar.Encode(allTypes, recsA, columnar.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataB, err := columnar.Encode(allTypes, recsB, columnar.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dataA) != len(dataB) {
+		t.Fatalf("the two files should have one size: %d, %d", len(dataA), len(dataB))
+	}
+	sels := []columnar.Selection{
+		{Columns: []string{"s", "dict", "st"}, Rows: &columnar.RowRange{Start: 90, End: 260}},
+		{Columns: []string{"ls", "i64"}, Rows: &columnar.RowRange{Start: 0, End: 307}},
+	}
+	ctx := context.Background()
+	for _, tr := range tiers[:2] {
+		t.Run(tr.name, func(t *testing.T) {
+			c := &counting{Backend: tr.open(t)}
+			id := backend.NewID()
+			if _, err := c.Put(ctx, id, dataA, backend.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for k, sel := range sels {
+				c.reset()
+				first := check(t, c, id, recsA, sel)
+				firstBytes, firstOpens := c.bytes.Load(), c.opens.Load()
+				c.reset()
+				again := check(t, c, id, recsA, sel)
+				if tr.name == "disk" {
+					// Only the selected buffers (and the dictionary), coalesced.
+					// (The first selection's batches are learnt for the second.)
+					if c.opens.Load() > firstOpens || c.bytes.Load() > firstBytes || (k == 0 && c.bytes.Load() == firstBytes) {
+						t.Fatalf("%v: the second read took %d bytes in %d requests, the first %d in %d",
+							sel.Columns, c.bytes.Load(), c.opens.Load(), firstBytes, firstOpens)
+					}
+					if again.Stats.SelectedBytes != first.Stats.SelectedBytes {
+						t.Fatalf("selected %d bytes, then %d", first.Stats.SelectedBytes, again.Stats.SelectedBytes)
+					}
+				}
+			}
+			if err := c.Delete(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Put(ctx, id, dataB, backend.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, sel := range sels {
+				check(t, c, id, recsB, sel)
+				check(t, c, id, recsB, columnar.Selection{Columns: sel.Columns, Rows: sel.Rows, Verify: true})
+			}
+		})
+	}
+}
+
+// TestConcurrentSelects: selections of one object running at once (the
+// first ones learning its layout) all answer the right values.
+func TestConcurrentSelects(t *testing.T) {
+	recs := makeBatches(t, 100, 0, 150, 57)
+	sels := []columnar.Selection{
+		{Columns: []string{"s", "i64"}, Rows: &columnar.RowRange{Start: 10, End: 250}},
+		{Columns: []string{"ls", "st", "dict", "nul"}, Rows: &columnar.RowRange{Start: 0, End: 307}},
+		{Columns: []string{"bin", "flag"}, Rows: &columnar.RowRange{Start: 249, End: 251}},
+		{Columns: []string{"dict", "ts"}, Rows: &columnar.RowRange{Start: 250, End: 307}, Verify: true},
+	}
+	for _, tr := range tiers[:2] {
+		t.Run(tr.name, func(t *testing.T) {
+			b := tr.open(t)
+			id := backend.NewID()
+			if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Run("group", func(t *testing.T) {
+				for k := range 16 {
+					sel := sels[k%len(sels)]
+					t.Run(fmt.Sprint(k), func(t *testing.T) {
+						t.Parallel()
+						check(t, b, id, recs, sel)
+					})
+				}
+			})
+		})
 	}
 }

@@ -2,3 +2,12 @@ package columnar
 
 // MaxAllocForTest exposes maxAlloc to the tests.
 func MaxAllocForTest(size int64) int { return maxAlloc(size) }
+
+// ForgetLayoutsForTest empties the layout cache (cold selections).
+func ForgetLayoutsForTest() {
+	layouts.mu.Lock()
+	defer layouts.mu.Unlock()
+	for layouts.lru.Len() > 0 {
+		layouts.remove(layouts.lru.Front())
+	}
+}

@@ -48,11 +48,29 @@ func Select(ctx context.Context, b backend.Backend, id backend.ID, sel Selection
 	if info.Level == levels.Memory {
 		return selectMapped(ctx, b, id, sel)
 	}
-	f, err := openRanged(ctx, &backendSource{b: b, id: id, info: info}, info.Tier, id, info.Size)
+	src := &backendSource{b: b, id: id, info: info}
+	key := keyOf(info)
+	if lay := layouts.get(key); lay != nil && lay.size == info.Size {
+		f, err := newRangedFile(src, info.Tier, id, info.Size)
+		if err != nil {
+			return nil, err
+		}
+		f.batches = lay.batches
+		return f.selectLayout(ctx, key, lay, sel)
+	}
+	f, err := openRanged(ctx, src, info.Tier, id, info.Size)
 	if err != nil {
 		return nil, err
 	}
-	return f.selectAndClose(ctx, sel)
+	lay, err := f.newLayout()
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	if lay == nil { // not written by Write, or compressed
+		return f.selectAndClose(ctx, sel)
+	}
+	return f.selectLayout(ctx, key, lay, sel)
 }
 
 // ReadSchema returns the schema of the Arrow IPC file stored under id,
@@ -62,11 +80,18 @@ func ReadSchema(ctx context.Context, b backend.Backend, id backend.ID) (*arrow.S
 	if err != nil {
 		return nil, err
 	}
+	key := keyOf(info)
+	if lay := layouts.get(key); lay != nil && lay.size == info.Size {
+		return publicSchema(lay.schema, nil), nil
+	}
 	f, err := openRanged(ctx, &backendSource{b: b, id: id, info: info}, info.Tier, id, info.Size)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
+	if lay, err := f.newLayout(); err == nil && lay != nil {
+		layouts.put(key, lay)
+	}
 	return publicSchema(f.fr.Schema(), nil), nil
 }
 
@@ -76,34 +101,111 @@ func selectMapped(ctx context.Context, b backend.Backend, id backend.ID, sel Sel
 	if err != nil {
 		return nil, err
 	}
-	info, data := obj.Info(), obj.Bytes()
-	size := int64(len(data))
-	flen, err := footerLength(data[max(size-trailerLen, 0):], size)
-	if err != nil {
-		obj.Close()
-		return nil, fileError(info.Tier, id, err)
-	}
-	// The footer's blocks are checked before arrow-go walks them.
-	_, batches, err := footerBlocks(data[size-trailerLen-flen:size-trailerLen], size)
-	if err != nil {
-		obj.Close()
-		return nil, corrupt("select", info.Tier, id, "%v", err)
-	}
-	fr, err := openFileReader(data)
-	if err != nil {
-		obj.Close()
-		return nil, corrupt("select", info.Tier, id, "%v", err)
-	}
-	defer fr.Close()
-	// A compressed file's selected columns are decompressed copies: not
-	// zero-copy, and checked as from other tiers since they are decoded anyway.
-	zeroCopy := codecOf(fr.Schema().Metadata()) == None
-	res, err := selectZeroCopy(fr, data, batches, info.Tier, id, sel, sel.Verify || !zeroCopy)
+	res, err := selectBytes(obj.Info(), obj.Bytes(), sel)
 	if err != nil {
 		obj.Close()
 		return nil, err
 	}
 	res.release = func() { obj.Close() }
+	return res, nil
+}
+
+// selectBytes selects from data, the whole file (the tier's memory). A file
+// written by Write without compression is read through its cached layout:
+// only the selected columns' arrays are built, over data. Their bytes are
+// not checksummed unless sel.Verify: the memory tier holds what was put (its
+// CRC-32C was checked then) and reading every selected byte on each select
+// would cost what zero-copy saves.
+func selectBytes(info backend.ObjectInfo, data []byte, sel Selection) (*Result, error) {
+	id, tier, size := info.ID, info.Tier, int64(len(data))
+	key := keyOf(info)
+	lay := layouts.get(key)
+	var fr *ipc.FileReader
+	defer func() {
+		if fr != nil {
+			fr.Close()
+		}
+	}()
+	learnt := false
+	if lay == nil || lay.size != size {
+		flen, err := footerLength(data[max(size-trailerLen, 0):], size)
+		if err != nil {
+			return nil, fileError(tier, id, err)
+		}
+		// The footer's blocks are checked before arrow-go walks them.
+		dicts, batches, err := footerBlocks(data[size-trailerLen-flen:size-trailerLen], size)
+		if err != nil {
+			return nil, corrupt("select", tier, id, "%v", err)
+		}
+		if fr, err = openFileReader(data); err != nil {
+			return nil, corrupt("select", tier, id, "%v", err)
+		}
+		md := fr.Schema().Metadata()
+		if !cacheable(md) {
+			// A compressed file's selected columns are decompressed copies: not
+			// zero-copy, and checked as from other tiers since they are decoded anyway.
+			zeroCopy := codecOf(md) == None
+			return selectZeroCopy(fr, data, batches, tier, id, sel, sel.Verify || !zeroCopy)
+		}
+		rows, err := parseBatchRows(md, len(batches))
+		if err != nil {
+			return nil, corrupt("select", tier, id, "%v", err)
+		}
+		lay, learnt = newLayout(size, fr.Schema(), dicts, batches, rows), true
+	}
+	idx, out, err := project(lay.schema, sel.Columns, tier, id)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRows(lay.rows, sel.Rows, tier, id)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Schema: out, TotalRows: plan.total, Stats: Stats{Tier: tier, ZeroCopy: true}}
+	for _, p := range plan.parts {
+		rec, bl, err := func() (arrow.RecordBatch, *batchLayout, error) {
+			bl := lay.batch(p.batch)
+			if bl != nil && bl.templated(idx) {
+				rec, err := bl.record(data, lay.schema, out, idx, lay.rows[p.batch], p.lo, p.hi, sel.Verify, tier, id, p.batch)
+				return rec, bl, err
+			}
+			// Not loaded yet, or a column arrow-go allocated: load it with arrow-go.
+			if fr == nil {
+				var err error
+				if fr, err = openFileReader(data); err != nil {
+					return nil, nil, corrupt("select", tier, id, "%v", err)
+				}
+			}
+			full, err := recordAt(fr, data, lay.batches[p.batch], p.batch)
+			if err != nil {
+				return nil, nil, corrupt("select", tier, id, "%v", err)
+			}
+			defer full.Release()
+			if bl == nil {
+				if bl, err = lay.learn(p.batch, full, data, tier, id); err != nil {
+					return nil, nil, err
+				}
+				learnt = true
+			}
+			if sel.Verify {
+				if err := verify(full, idx, lay.rows[p.batch], tier, id, p.batch); err != nil {
+					return nil, nil, err
+				}
+			}
+			return keep(full, out, idx, p.lo, p.hi), bl, nil
+		}()
+		if err != nil {
+			res.Close()
+			return nil, err
+		}
+		for _, c := range idx {
+			res.Stats.SelectedBytes += bl.size[c]
+		}
+		res.Records = append(res.Records, rec)
+	}
+	if learnt {
+		layouts.put(key, lay)
+	}
 	return res, nil
 }
 
@@ -336,8 +438,8 @@ type rangedFile struct {
 	reqs    atomic.Int64
 }
 
-// openRanged reads the footer and dictionaries and opens arrow-go's reader.
-func openRanged(ctx context.Context, src source, tier string, id backend.ID, size int64) (*rangedFile, error) {
+// newRangedFile maps an empty file of size bytes, to be read by ranges.
+func newRangedFile(src source, tier string, id backend.ID, size int64) (*rangedFile, error) {
 	if size < minFileSize {
 		return nil, backend.Errorf("select", tier, id, ErrNotArrow, "%d bytes is too small", size)
 	}
@@ -345,12 +447,122 @@ func openRanged(ctx context.Context, src source, tier string, id backend.ID, siz
 	if err != nil {
 		return nil, backend.Errorf("select", tier, id, backend.ErrFull, "mapping %d bytes: %v", size, err)
 	}
-	f := &rangedFile{src: src, tier: tier, id: id, size: size, m: m, stats: Stats{Tier: tier}}
+	return &rangedFile{src: src, tier: tier, id: id, size: size, m: m, stats: Stats{Tier: tier}}, nil
+}
+
+// openRanged reads the footer and dictionaries and opens arrow-go's reader.
+func openRanged(ctx context.Context, src source, tier string, id backend.ID, size int64) (*rangedFile, error) {
+	f, err := newRangedFile(src, tier, id, size)
+	if err != nil {
+		return nil, err
+	}
 	if err := f.open(ctx); err != nil {
 		f.close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// newLayout is the layout of the opened file, or nil when it gets none
+// (not written by Write, or compressed).
+func (f *rangedFile) newLayout() (*fileLayout, error) {
+	md := f.fr.Schema().Metadata()
+	if !cacheable(md) {
+		return nil, nil
+	}
+	rows, err := parseBatchRows(md, len(f.batches))
+	if err != nil {
+		return nil, corrupt("select", f.tier, f.id, "%v", err)
+	}
+	return newLayout(f.size, f.fr.Schema(), f.dicts, f.batches, rows), nil
+}
+
+// selectLayout runs the selection with the file's layout: batches not
+// learnt yet have their metadata fetched and loaded by arrow-go (over zeros
+// for bodies), then only the selected columns' ranges are fetched, their
+// arrays built over the mapping and their checksums verified. It closes f
+// on error; the result keeps the mapping until it is closed.
+func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileLayout, sel Selection) (_ *Result, err error) {
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	idx, out, err := project(lay.schema, sel.Columns, f.tier, f.id)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRows(lay.rows, sel.Rows, f.tier, f.id)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []int
+	for _, p := range plan.parts {
+		if lay.batch(p.batch) == nil {
+			unknown = append(unknown, p.batch)
+		}
+	}
+	if len(unknown) > 0 {
+		if f.fr == nil {
+			if err := f.open(ctx); err != nil {
+				return nil, err
+			}
+		}
+		if err := f.fetch(ctx, f.metaRanges(unknown)); err != nil {
+			return nil, err
+		}
+		for _, i := range unknown {
+			rec, err := recordAt(f.fr, f.m.data, f.batches[i], i)
+			if err != nil {
+				return nil, corrupt("select", f.tier, f.id, "%v", err)
+			}
+			_, err = lay.learn(i, rec, f.m.data, f.tier, f.id)
+			rec.Release()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	layouts.put(key, lay)
+	bls := make([]*batchLayout, len(plan.parts))
+	var need []byteRange
+	for k, p := range plan.parts {
+		bls[k] = lay.batch(p.batch)
+		if !bls[k].templated(idx) {
+			// A buffer arrow-go allocated: the general path says what it is.
+			f.stats.SelectedBytes = 0
+			if f.fr == nil {
+				if err := f.open(ctx); err != nil {
+					return nil, err
+				}
+			}
+			return f.selectAndClose(ctx, sel)
+		}
+		for _, c := range idx {
+			need = bls[k].cols[c].ranges(need)
+			f.stats.SelectedBytes += bls[k].size[c]
+		}
+	}
+	if err := f.fetch(ctx, need); err != nil {
+		return nil, err
+	}
+	if f.fr != nil {
+		f.fr.Close()
+		f.fr = nil
+	}
+	res := &Result{Schema: out, TotalRows: plan.total}
+	for k, p := range plan.parts {
+		rec, err := bls[k].record(f.m.data, lay.schema, out, idx, lay.rows[p.batch], p.lo, p.hi, true, f.tier, f.id, p.batch)
+		if err != nil {
+			res.Close()
+			return nil, err
+		}
+		res.Records = append(res.Records, rec)
+	}
+	f.stats.BytesRead, f.stats.Requests = f.bytes.Load(), int(f.reqs.Load())
+	res.Stats = f.stats
+	res.release = f.close
+	return res, nil
 }
 
 func (f *rangedFile) open(ctx context.Context) error {
@@ -406,6 +618,7 @@ func (f *rangedFile) fetch(ctx context.Context, rs []byteRange) error {
 	pieces := coalesce(need, coalesceGap, maxPiece)
 	for _, r := range pieces {
 		g.Go(func() error {
+			f.m.populate(r.off, r.n)
 			if err := f.src.readAt(gctx, f.m.data[r.off:r.end()], r.off); err != nil {
 				return err
 			}

@@ -99,6 +99,21 @@ func TestRangeReadsTouchOnlyTheirChunks(t *testing.T) {
 		if read := tier.chunkReads.Load() - before; read != r.chunks {
 			t.Errorf("range %d+%d read %d chunks, want %d", r.off, r.n, read, r.chunks)
 		}
+		// Into one buffer of the range's size: each chunk's part is copied
+		// straight from the value log.
+		before = tier.chunkReads.Load()
+		if rd, err = tier.OpenReader(ctx, "big", r.off, r.n); err != nil {
+			t.Fatal(err)
+		}
+		got = make([]byte, r.n)
+		_, err = io.ReadFull(rd, got)
+		rd.Close()
+		if err != nil || !bytes.Equal(got, d[r.off:r.off+r.n]) {
+			t.Fatalf("range %d+%d into one buffer: %v / bytes differ", r.off, r.n, err)
+		}
+		if read := tier.chunkReads.Load() - before; read != r.chunks {
+			t.Errorf("range %d+%d into one buffer read %d chunks, want %d", r.off, r.n, read, r.chunks)
+		}
 	}
 }
 

@@ -209,6 +209,19 @@ func TestCorruptionIsDetected(t *testing.T) {
 	if !errors.Is(err, backend.ErrCorrupt) || !bytes.Equal(got, d[:5<<20]) {
 		t.Fatalf("streamed read of damaged object: %d good bytes, err %v; want the 5 MiB before chunk 5, then ErrCorrupt", len(got), err)
 	}
+	// A read of undamaged bytes of chunk 5 into a buffer that takes them
+	// all (copied straight from the value log) still checks the whole chunk.
+	for _, rg := range [][2]int64{{5 << 20, 100}, {5<<20 + 1<<19, 1 << 19}, {4<<20 + 1000, 1 << 20}} {
+		r, err = tier.OpenReader(ctx, "victim", rg[0], rg[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadFull(r, make([]byte, rg[1]))
+		r.Close()
+		if !errors.Is(err, backend.ErrCorrupt) || !strings.Contains(err.Error(), "chunk 5 of 8") {
+			t.Fatalf("read of %d bytes at %d, in damaged chunk 5: %v; want ErrCorrupt naming it", rg[1], rg[0], err)
+		}
+	}
 	r, err = tier.OpenReader(ctx, "victim", 6<<20, 1<<20)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"distore/backend"
+	"distore/internal/crc32c"
 )
 
 // startRead marks a read of the live object id: its chunks stay until
@@ -46,9 +47,10 @@ func corrupt(op string, o *object, idx int, format string, args ...any) error {
 	return backend.Errorf(op, Name, o.id, backend.ErrCorrupt, "chunk %d of %d: %s", idx, o.nchunks(), fmt.Sprintf(format, args...))
 }
 
-// readChunk reads chunk idx of o into dst (exactly the chunk's length) and
-// verifies its CRC-32C in the same pass as the copy.
-func (t *Tier) readChunk(db *badger.DB, op string, o *object, idx int, dst []byte) (err error) {
+// readChunk copies bytes [from, from+len(dst)) of chunk idx of o into dst
+// and verifies the whole chunk's CRC-32C, the copied part in the same pass
+// as the copy: a reader of part of a chunk copies only that part.
+func (t *Tier) readChunk(db *badger.DB, op string, o *object, idx int, from int64, dst []byte) (err error) {
 	t.chunkReads.Add(1)
 	defer func() {
 		// Badger decodes value-log headers without bounds checks; bytes
@@ -66,11 +68,17 @@ func (t *Tier) readChunk(db *badger.DB, op string, o *object, idx int, dst []byt
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			if len(v) != len(dst) {
-				return corrupt(op, o, idx, "%d bytes stored, want %d", len(v), len(dst))
+			if want := chunkLen(o.size, o.chunkSize, idx); int64(len(v)) != want {
+				return corrupt(op, o, idx, "%d bytes stored, want %d", len(v), want)
+			}
+			to := from + int64(len(dst))
+			if from < 0 || to > int64(len(v)) {
+				return backend.Errorf(op, Name, o.id, backend.ErrInvalidArgument, "bytes [%d, %d) of chunk %d of %d bytes", from, to, idx, len(v))
 			}
 			willNeed(v)
-			if _, crc := backend.CopyChecksum(dst, v); crc != o.crcs[idx] {
+			crc := crc32c.Update(0, v[:from])
+			_, crc = crc32c.CopyUpdate(crc, dst, v[from:to])
+			if crc = crc32c.Update(crc, v[to:]); crc != o.crcs[idx] {
 				return corrupt(op, o, idx, "checksum %08x, want %08x", crc, o.crcs[idx])
 			}
 			return nil
@@ -123,7 +131,7 @@ func (t *Tier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 			if err != nil {
 				err = backend.Errorf(op, Name, id, err, "")
 			} else {
-				err = t.readChunk(db, op, o, i, buf[int64(i)*cs:int64(i)*cs+chunkLen(o.size, cs, i)])
+				err = t.readChunk(db, op, o, i, 0, buf[int64(i)*cs:int64(i)*cs+chunkLen(o.size, cs, i)])
 			}
 			if err != nil {
 				once.Do(func() { first = err })
@@ -208,6 +216,23 @@ func (r *reader) Read(p []byte) (int, error) {
 	idx := int(r.pos / cs)
 	if idx != r.idx {
 		n := chunkLen(r.o.size, cs, idx)
+		base := int64(idx) * cs
+		// All this reader reads of the chunk fits p: copy it there directly
+		// (a ranged read then copies only its bytes, with no chunk buffer).
+		if stop := min(base+n, r.end); int64(len(p)) >= stop-r.pos {
+			db, err := r.t.acquire(op, r.o.id)
+			if err != nil {
+				return 0, err
+			}
+			k := int(stop - r.pos)
+			err = r.t.readChunk(db, op, r.o, idx, r.pos-base, p[:k])
+			r.t.release()
+			if err != nil {
+				return 0, err
+			}
+			r.pos = stop
+			return k, nil
+		}
 		if int64(cap(r.buf)) < n {
 			r.buf = make([]byte, n)
 		}
@@ -216,7 +241,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		err = r.t.readChunk(db, op, r.o, idx, r.buf)
+		err = r.t.readChunk(db, op, r.o, idx, 0, r.buf)
 		r.t.release()
 		if err != nil {
 			r.idx = -1

@@ -8,10 +8,6 @@ import (
 	"distore/wire"
 )
 
-// CodeNotArrow is the error code of a columnar read of an object that is not
-// an Arrow IPC file (415).
-const CodeNotArrow = "not_arrow"
-
 // columnarOr routes GET /v1/objects/{id} with a columns or rows parameter to
 // the columnar read; other requests go to next.
 func (s *Server) columnarOr(next http.HandlerFunc) http.HandlerFunc {
@@ -87,13 +83,16 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 }
 
 // columnarError gives the columnar errors their statuses: an unknown column
-// 400 (the default of ErrInvalidArgument), rows out of range 416, not Arrow 415.
+// 400 unknown_column (its message names the known columns), rows out of
+// range 416, not Arrow 415.
 func columnarError(err error) error {
 	switch {
+	case errors.Is(err, columnar.ErrUnknownColumn):
+		return errorf(http.StatusBadRequest, wire.CodeUnknownColumn, err.Error())
 	case errors.Is(err, columnar.ErrRowRange):
 		return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange, err.Error())
 	case errors.Is(err, columnar.ErrNotArrow):
-		return errorf(http.StatusUnsupportedMediaType, CodeNotArrow, err.Error())
+		return errorf(http.StatusUnsupportedMediaType, wire.CodeNotArrow, err.Error())
 	}
 	return err
 }

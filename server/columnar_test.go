@@ -114,14 +114,14 @@ func TestColumnarHTTP(t *testing.T) {
 				code   string
 				says   string
 			}{
-				{"/v1/objects/" + string(id) + "?columns=n,zz", 400, wire.CodeInvalidArgument, "n,s,f"},
+				{"/v1/objects/" + string(id) + "?columns=n,zz", 400, wire.CodeUnknownColumn, "n,s,f"},
 				{"/v1/objects/" + string(id) + "?rows=90:101", 416, wire.CodeBadRange, "100 rows"},
 				{"/v1/objects/" + string(id) + "?rows=5:2", 416, wire.CodeBadRange, "5:2"},
 				{"/v1/objects/" + string(id) + "?rows=abc", 400, wire.CodeInvalidArgument, "abc"},
 				{"/v1/objects/" + string(id) + "?columns=n&limit=3", 400, wire.CodeInvalidArgument, "limit"},
 				{"/v1/objects/" + string(id) + "?columns=n&columns=s", 400, wire.CodeInvalidArgument, "2 times"},
-				{"/v1/objects/" + string(notArrow) + "?columns=a", 415, CodeNotArrow, "not an Arrow"},
-				{"/v1/objects/" + string(notArrow) + "/schema", 415, CodeNotArrow, "not an Arrow"},
+				{"/v1/objects/" + string(notArrow) + "?columns=a", 415, wire.CodeNotArrow, "not an Arrow"},
+				{"/v1/objects/" + string(notArrow) + "/schema", 415, wire.CodeNotArrow, "not an Arrow"},
 				{"/v1/objects/" + string(id) + "/schema?x=1", 400, wire.CodeInvalidArgument, "x"},
 				{"/v1/objects/" + string(backend.NewID()) + "/schema", 404, wire.CodeNotFound, "not found"},
 			} {
@@ -140,6 +140,9 @@ func TestColumnarHTTP(t *testing.T) {
 			// The client maps the statuses back to sentinels.
 			if _, err := c.GetColumns(ctx, id, []string{"zz"}, nil); !errors.Is(err, backend.ErrInvalidArgument) {
 				t.Fatalf("unknown column through the client: %v", err)
+			}
+			if _, err := c.GetColumns(ctx, notArrow, []string{"a"}, nil); !errors.Is(err, backend.ErrInvalidArgument) {
+				t.Fatalf("not Arrow through the client: %v", err)
 			}
 			// A plain GET still returns the object's bytes.
 			data, err := c.Get(ctx, id)

@@ -68,6 +68,8 @@ const MaxHeaderBytes = 64 << 10
 const (
 	CodeInvalidID       = "invalid_id"         // 400: the object ID is malformed
 	CodeInvalidArgument = "invalid_argument"   // 400: a bad or unknown parameter
+	CodeUnknownColumn   = "unknown_column"     // 400: a columnar read names a column the table lacks
+	CodeNotArrow        = "not_arrow"          // 415: a columnar read of an object that is not an Arrow IPC file
 	CodeBadBody         = "bad_body"           // 400: the request body ended before Content-Length
 	CodeUnauthorized    = "unauthorized"       // 401: no token, or an unknown one
 	CodeForbidden       = "forbidden"          // 403: the token lacks the right
@@ -101,6 +103,8 @@ var (
 var sentinels = map[string]error{
 	CodeInvalidID:       backend.ErrInvalidID,
 	CodeInvalidArgument: backend.ErrInvalidArgument,
+	CodeUnknownColumn:   backend.ErrInvalidArgument,
+	CodeNotArrow:        backend.ErrInvalidArgument,
 	CodeBadRange:        backend.ErrInvalidArgument,
 	CodeLengthRequired:  backend.ErrInvalidArgument,
 	CodeBadBody:         backend.ErrInvalidArgument,

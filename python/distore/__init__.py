@@ -16,12 +16,13 @@ import os
 import threading
 
 from . import _http, _local
-from .errors import (Closed, Corrupt, DistoreError, Exists, Full, InvalidArgument, InvalidID, NotFound,
-                     NotPinned, Pinned, ProtocolError, Timeout, TooLarge, Unavailable, Unsupported)
+from .errors import (BadRange, Closed, Corrupt, DistoreError, Exists, Full, InvalidArgument, InvalidID, NotArrow,
+                     NotFound, NotPinned, Pinned, ProtocolError, Timeout, TooLarge, Unavailable, UnknownColumn,
+                     Unsupported)
 
 __all__ = ["Client", "ObjectRef", "Info", "DistoreError", "NotFound", "Exists", "Full", "TooLarge", "Pinned",
-           "NotPinned", "InvalidID", "InvalidArgument", "Corrupt", "Unavailable", "Unsupported", "Closed",
-           "Timeout", "ProtocolError"]
+           "NotPinned", "InvalidID", "InvalidArgument", "UnknownColumn", "BadRange", "NotArrow", "Corrupt",
+           "Unavailable", "Unsupported", "Closed", "Timeout", "ProtocolError"]
 
 Info = _local.Info
 
@@ -259,6 +260,46 @@ class Client:
                 return self._local.info(str(ref))
             return self._http.info(str(ref))
 
+    # -- columnar reads of Arrow objects (docs/columnar.md)
+
+    def get_columns(self, ref, columns=None, rows=None):
+        """Return the selected columns and rows of an Arrow object as the bytes
+        of an Arrow IPC stream (the server reads only those columns' buffers).
+
+        columns: a list of top-level column names, in the order wanted (None:
+        all). rows: (start, end), half-open, end None for the end (None: all).
+        Errors: UnknownColumn (the message names the table's columns),
+        BadRange (rows outside the table), NotArrow, NotFound, Corrupt.
+        Over HTTP only (the local socket has no columnar call: Unsupported)."""
+        oid = str(ref)
+        query = _selection(columns, rows)
+        with self._lock:
+            return self._columnar("get_columns", oid).get_arrow("get_columns", oid, "", query)
+
+    def get_table(self, ref, columns=None, rows=None):
+        """get_columns read into a pyarrow.Table (pyarrow must be installed;
+        it is imported on the first call)."""
+        pa = _pyarrow("get_table")
+        return pa.ipc.open_stream(self.get_columns(ref, columns, rows)).read_all()
+
+    def schema_bytes(self, ref):
+        """Return the schema of an Arrow object as an Arrow IPC stream holding
+        only the schema (the server reads the footer, no column data)."""
+        oid = str(ref)
+        with self._lock:
+            return self._columnar("schema", oid).get_arrow("schema", oid, "/schema")
+
+    def schema(self, ref):
+        """schema_bytes read into a pyarrow.Schema (pyarrow must be installed)."""
+        pa = _pyarrow("schema")
+        return pa.ipc.open_stream(self.schema_bytes(ref)).schema
+
+    def _columnar(self, op, oid):
+        if self._http is None:
+            raise Unsupported("%s %s: columnar reads go over HTTP; the local socket has none (open a Client with "
+                              "the server's http:// address)" % (op, oid), op=op, object_id=oid)
+        return self._http
+
     def _http_only(self, op):
         if self._local is not None:
             raise Unsupported("%s: only over HTTP (this client is on the local socket: use the server's http:// address)"
@@ -291,3 +332,35 @@ def _no_cluster(op, e):
         u.__cause__ = e
         return u
     return e
+
+
+def _selection(columns, rows):
+    """The query of a columnar read: columns "a,c" (always sent: it makes the
+    GET a columnar read) and rows "start:end"."""
+    if isinstance(columns, str):
+        raise InvalidArgument("columns: want a list of names, not the str %r" % columns)
+    names = [] if columns is None else list(columns)
+    for c in names:
+        if not isinstance(c, str) or not c or "," in c:
+            raise InvalidArgument("columns: %r is not a column name (a non-empty str without commas)" % (c,))
+    query = {"columns": ",".join(names)}
+    if rows is not None:
+        try:
+            start, end = rows
+        except (TypeError, ValueError):
+            raise InvalidArgument("rows: want (start, end), got %r" % (rows,)) from None
+        for v in (start, end):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise InvalidArgument("rows: %r is not a row number (an int >= 0 or None)" % (v,))
+        query["rows"] = "%s:%s" % ("" if start is None else start, "" if end is None else end)
+    return query
+
+
+def _pyarrow(op):
+    try:
+        import pyarrow
+        import pyarrow.ipc  # noqa: F401
+    except ImportError as e:
+        raise ImportError("distore %s needs pyarrow (pip install pyarrow); without it, get_columns and "
+                          "schema_bytes return the Arrow IPC stream's bytes" % op) from e
+    return pyarrow

@@ -8,6 +8,10 @@ from . import errors
 from ._local import Info
 
 
+# ARROW_STREAM is the media type of an Arrow IPC stream.
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
 class HTTPConn:
     def __init__(self, url, timeout=60.0, token=None):
         u = urllib.parse.urlsplit(url)
@@ -50,6 +54,15 @@ class HTTPConn:
 
     def get(self, oid):
         resp, data = self.request("get", "GET", "/v1/objects/" + quote(oid), object_id=oid, ok=(200,))
+        return data
+
+    def get_arrow(self, op, oid, path, query=None):
+        """GET an Arrow IPC stream (a columnar read or a schema)."""
+        resp, data = self.request(op, "GET", "/v1/objects/" + quote(oid) + path, query=query, object_id=oid, ok=(200,))
+        ctype = resp.headers.get("Content-Type", "")
+        if ctype.split(";")[0].strip() != ARROW_STREAM:
+            raise errors.ProtocolError("distore %s %s: answered %r, want %s" % (op, oid, ctype, ARROW_STREAM),
+                                       op=op, object_id=oid)
         return data
 
     def action(self, op, oid, query=None):

@@ -55,6 +55,26 @@ class InvalidArgument(DistoreError, ValueError):
     code = "invalid_argument"
 
 
+class UnknownColumn(InvalidArgument):
+    """A columnar read names a column the table lacks (HTTP 400); the
+    message names the table's columns."""
+
+    code = "unknown_column"
+
+
+class BadRange(InvalidArgument):
+    """A range outside the object, or a columnar read's rows outside the
+    table (HTTP 416)."""
+
+    code = "bad_range"
+
+
+class NotArrow(InvalidArgument):
+    """A columnar read of an object that is not an Arrow IPC file (HTTP 415)."""
+
+    code = "not_arrow"
+
+
 class Corrupt(DistoreError):
     code = "corrupt"
 
@@ -83,9 +103,9 @@ class ProtocolError(DistoreError):
 
 
 _BY_CODE = {c.code: c for c in (NotFound, Exists, Full, TooLarge, Pinned, NotPinned, InvalidID,
-                                 InvalidArgument, Corrupt, Unavailable, Unsupported, Closed, Timeout,
-                                 ProtocolError)}
-_BY_CODE.update({"bad_range": InvalidArgument, "bad_body": InvalidArgument, "length_required": InvalidArgument,
+                                 InvalidArgument, UnknownColumn, BadRange, NotArrow, Corrupt, Unavailable,
+                                 Unsupported, Closed, Timeout, ProtocolError)}
+_BY_CODE.update({"bad_body": InvalidArgument, "length_required": InvalidArgument,
                  "canceled": DistoreError})
 
 

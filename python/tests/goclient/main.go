@@ -1,9 +1,15 @@
 // Command goclient is the Go side of the Python client's tests: it puts or
 // gets an object over the local socket with distore/client.Local and prints
-// the SHA-256 of the bytes, so that the test can compare across languages.
+// the SHA-256 of the bytes, so that the test can compare across languages;
+// for the columnar reads it puts an Arrow table made with arrow-go and
+// decodes the Arrow IPC streams the Python client received (the Python side
+// has no Arrow parser without pyarrow).
 //
-//	goclient SOCKET put ID SIZE   # puts SIZE pseudo-random bytes
-//	goclient SOCKET get ID        # reads the object in place
+//	goclient SOCKET put ID SIZE        # puts SIZE pseudo-random bytes
+//	goclient SOCKET get ID             # reads the object in place
+//	goclient SOCKET put-arrow ID ROWS  # puts columnar.Encode of a table: n int64 = 3r,
+//	                                   # s string = "v<r>", x float64 = r/2, batches of 40 rows
+//	goclient - decode FILE             # prints the stream's fields, then its rows as JSON lines
 package main
 
 import (
@@ -15,8 +21,14 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"distore/backend"
 	"distore/client"
+	"distore/columnar"
 )
 
 func main() {
@@ -29,6 +41,9 @@ func main() {
 func run(args []string) error {
 	if len(args) < 3 {
 		return fmt.Errorf("usage: goclient SOCKET put|get ID [SIZE]")
+	}
+	if args[1] == "decode" {
+		return decode(args[2])
 	}
 	ctx := context.Background()
 	l, err := client.DialLocal(ctx, args[0])
@@ -62,8 +77,75 @@ func run(args []string) error {
 		defer obj.Close()
 		sum := sha256.Sum256(obj.Bytes())
 		fmt.Println(hex.EncodeToString(sum[:]))
+	case "put-arrow":
+		if len(args) != 4 {
+			return fmt.Errorf("put-arrow needs a row count")
+		}
+		n, err := strconv.Atoi(args[3])
+		if err != nil {
+			return err
+		}
+		data, err := arrowTable(n)
+		if err != nil {
+			return err
+		}
+		if _, err := l.Put(ctx, data, client.PutOptions{ID: id}); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown action %q", args[1])
 	}
 	return nil
+}
+
+var tableSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "n", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "s", Type: arrow.BinaryTypes.String},
+	{Name: "x", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+}, nil)
+
+// arrowTable is the Arrow IPC file of rows rows, in batches of 40.
+func arrowTable(rows int) ([]byte, error) {
+	var recs []arrow.RecordBatch
+	for lo := 0; lo < rows; lo += 40 {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, tableSchema)
+		for r := lo; r < min(lo+40, rows); r++ {
+			b.Field(0).(*array.Int64Builder).Append(int64(3 * r))
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("v%d", r))
+			b.Field(2).(*array.Float64Builder).Append(float64(r) / 2)
+		}
+		recs = append(recs, b.NewRecordBatch())
+		b.Release()
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	return columnar.Encode(tableSchema, recs, columnar.WriteOptions{})
+}
+
+// decode reads the Arrow IPC stream in file with arrow-go and prints one
+// line per field ("name type") then "--" then the rows as JSON lines.
+func decode(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := ipc.NewReader(f)
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	for _, fld := range r.Schema().Fields() {
+		fmt.Printf("%s %s\n", fld.Name, fld.Type)
+	}
+	fmt.Println("--")
+	for r.Next() {
+		if err := array.RecordToJSON(r.RecordBatch(), os.Stdout); err != nil {
+			return err
+		}
+	}
+	return r.Err()
 }
