@@ -70,8 +70,12 @@ func TestParseBytes(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	c := Config{"capacity": "1MiB", "sync": "yes"}
-	if err := c.Check("memory", "capacity"); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), `"sync"`) {
-		t.Errorf("Check = %v", err)
+	r := c.Reader("memory", "capacity")
+	r.Bool("sync", false)
+	r.Require(false, "something else is wrong")
+	if err := r.Err(); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), `unknown option "sync"`) ||
+		!strings.Contains(err.Error(), `"yes" is not true or false`) || !strings.Contains(err.Error(), "something else is wrong") {
+		t.Errorf("Reader.Err = %v, want all three problems", err)
 	}
 	if n, err := c.Bytes("capacity", 0); n != 1<<20 || err != nil {
 		t.Errorf("Bytes = %d, %v", n, err)

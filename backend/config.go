@@ -13,17 +13,6 @@ import (
 // flags or a YAML file ("capacity": "4GiB", "dir": "/var/lib/distore").
 type Config map[string]string
 
-// Check returns an error naming the first option not among known, so a typo in
-// a config is reported rather than ignored.
-func (c Config) Check(tier string, known ...string) error {
-	for _, k := range slices.Sorted(maps.Keys(c)) {
-		if !slices.Contains(known, k) {
-			return fmt.Errorf("%w: %s: unknown option %q (known: %s)", ErrInvalidArgument, tier, k, strings.Join(known, ", "))
-		}
-	}
-	return nil
-}
-
 // String returns the option's value, or def when it is not set.
 func (c Config) String(key, def string) string {
 	if v, ok := c[key]; ok {

@@ -5,6 +5,8 @@ import (
 	"encoding/base32"
 	"fmt"
 	"strings"
+
+	"distore/internal/probe"
 )
 
 // ID names an object. IDs are chosen by the caller of a tier, so an object keeps
@@ -22,6 +24,9 @@ const OwnerSeparator = "."
 // Validate returns nil for a valid ID, else an error wrapping ErrInvalidID that
 // says what is wrong.
 func (id ID) Validate() error {
+	if n := probe.IDValidations.Load(); n != nil {
+		n.Add(1)
+	}
 	why := ""
 	switch {
 	case len(id) == 0:

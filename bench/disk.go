@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/sys/unix"
 
 	"distore/backend"
 	_ "distore/disk"
@@ -30,6 +33,7 @@ var (
 	diskBig   = flag.String("disk.big", "4GiB", "disk suite: size of the object streamed to measure the writer's memory (0: skip)")
 	diskSmall = flag.Duration("disk.small", 2*time.Second, "disk suite: how long each 4 KiB puts/s run lasts")
 	diskSync  = flag.Bool("disk.sync", true, "disk suite: the tier's sync option (and plain Badger's SyncWrites)")
+	diskReads = flag.Int("disk.reads", 3, "disk suite: cold reads per object size and way (the median is reported)")
 )
 
 func init() {
@@ -60,18 +64,19 @@ func runDisk(ctx context.Context, r *report) error {
 	_, _ = rand.Read(src)
 	ways := []struct {
 		name string
-		run  func(ctx context.Context, dir string, size, n int64, src []byte) (w, rd time.Duration, err error)
+		run  func(ctx context.Context, dir string, size, n int64, src []byte) (w time.Duration, rd coldRead, err error)
 	}{
 		{"file", fileWay},
 		{"badger", badgerWay},
 		{"tier", tierWay},
 	}
-	r.table("object", "way", "write GB/s", "cold read GB/s", "tier write/x", "tier read/x")
+	r.table("object", "way", "write GB/s", "cold read GB/s", "tier write/x", "tier read/x", "read IOs", "KiB/IO")
 	for _, size := range []int64{1 << 20, 64 << 20} {
 		n := max(total/size, 1)
 		bytes := n * size
 		wr := map[string]float64{}
 		rd := map[string]float64{}
+		rc := map[string]coldRead{}
 		for _, way := range ways {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -82,14 +87,17 @@ func runDisk(ctx context.Context, r *report) error {
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", way.name, sizeName(size), err)
 			}
-			wr[way.name], rd[way.name] = gbps(bytes, w), gbps(bytes, rdur)
+			wr[way.name], rd[way.name], rc[way.name] = gbps(bytes, w), gbps(bytes, rdur.d), rdur
 		}
 		for _, way := range ways {
+			c := rc[way.name]
 			r.row(sizeName(size), way.name, wr[way.name], rd[way.name],
-				ratio(wr["tier"], wr[way.name]), ratio(rd["tier"], rd[way.name]))
+				ratio(wr["tier"], wr[way.name]), ratio(rd["tier"], rd[way.name]), c.ios, c.kib/max(c.ios, 1))
 		}
 	}
 	r.note("targets: tier write >= 0.9x badger and >= 0.6x file; tier cold read >= 0.6x file")
+	r.note("cold read: the median of %d reads (-disk.reads), each after dropping the page cache; read IOs and KiB/IO are the device's", *diskReads)
+	r.note("(/proc/diskstats, device-wide: other processes' reads count too) in that read: the same IOs for tier and file mean the same disk work")
 	r.note("on a VM disk, data read just after it was written may come from the host's cache: cold reads vary between runs")
 	r.note("badger: plain Badger v4, default options, SyncWrites=%v, one Update per 1 MiB value; file: one file per object, write (+ fsync if sync), read into a buffer; Badger and the tier are reopened before the cold read", *diskSync)
 
@@ -135,24 +143,76 @@ func unmapValueLogs() {
 	}
 }
 
-// coldReads drops the page cache (if allowed) and then times read.
-func coldRead(read func() error) (time.Duration, error) {
-	_ = dropCaches()
-	start := time.Now()
-	err := read()
-	return time.Since(start), err
+// coldRead is the median of -disk.reads cold reads of one way: its time,
+// and the reads the file system's device served meanwhile (from
+// /proc/diskstats: device-wide, so other processes' reads count too).
+type coldRead struct {
+	d        time.Duration
+	ios, kib int64 // reads completed and KiB read; -1 if unknown
 }
 
-func fileWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, time.Duration, error) {
+// coldReads times read -disk.reads times, each after reopen (Badger and the
+// tier: pages they map cannot be dropped) and dropping the page cache, and
+// returns the median.
+func coldReads(dir string, reopen func() error, read func() error) (coldRead, error) {
+	var all []coldRead
+	for range max(*diskReads, 1) {
+		if reopen != nil {
+			if err := reopen(); err != nil {
+				return coldRead{}, err
+			}
+		}
+		_ = dropCaches()
+		ios0, sec0 := devReads(dir)
+		start := time.Now()
+		if err := read(); err != nil {
+			return coldRead{}, err
+		}
+		c := coldRead{d: time.Since(start), ios: -1, kib: -1}
+		if ios1, sec1 := devReads(dir); ios0 >= 0 && ios1 >= 0 {
+			c.ios, c.kib = ios1-ios0, (sec1-sec0)/2
+		}
+		all = append(all, c)
+	}
+	slices.SortFunc(all, func(a, b coldRead) int { return cmp.Compare(a.d, b.d) })
+	return all[len(all)/2], nil
+}
+
+// devReads returns the reads completed and the sectors read by the device
+// holding dir, from /proc/diskstats; -1, -1 if unknown.
+func devReads(dir string) (ios, sectors int64) {
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) != nil {
+		return -1, -1
+	}
+	major, minor := strconv.FormatUint(uint64(unix.Major(st.Dev)), 10), strconv.FormatUint(uint64(unix.Minor(st.Dev)), 10)
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return -1, -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 6 && f[0] == major && f[1] == minor {
+			ios, err1 := strconv.ParseInt(f[3], 10, 64)
+			sectors, err2 := strconv.ParseInt(f[5], 10, 64)
+			if err1 == nil && err2 == nil {
+				return ios, sectors
+			}
+		}
+	}
+	return -1, -1
+}
+
+func fileWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, coldRead, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, 0, err
+		return 0, coldRead{}, err
 	}
 	name := func(i int64) string { return filepath.Join(dir, strconv.FormatInt(i, 10)) }
 	start := time.Now()
 	for i := range n {
 		f, err := os.Create(name(i))
 		if err != nil {
-			return 0, 0, err
+			return 0, coldRead{}, err
 		}
 		w := bufio.NewWriterSize(f, 1<<20)
 		_, err = w.Write(src[:size])
@@ -166,12 +226,12 @@ func fileWay(ctx context.Context, dir string, size, n int64, src []byte) (time.D
 			err = cerr
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, coldRead{}, err
 		}
 	}
 	write := time.Since(start)
 	buf := make([]byte, size)
-	read, err := coldRead(func() error {
+	read, err := coldReads(dir, nil, func() error {
 		for i := range n {
 			f, err := os.Open(name(i))
 			if err != nil {
@@ -188,11 +248,11 @@ func fileWay(ctx context.Context, dir string, size, n int64, src []byte) (time.D
 	return write, read, err
 }
 
-func badgerWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, time.Duration, error) {
+func badgerWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, coldRead, error) {
 	opts := badger.DefaultOptions(dir).WithLogger(nil).WithSyncWrites(*diskSync)
 	db, err := badger.Open(opts)
 	if err != nil {
-		return 0, 0, err
+		return 0, coldRead{}, err
 	}
 	defer func() { db.Close() }()
 	const value = 1 << 20
@@ -203,21 +263,19 @@ func badgerWay(ctx context.Context, dir string, size, n int64, src []byte) (time
 		for j := range parts {
 			v := src[j*value : min((j+1)*value, size)]
 			if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key(i, j), v) }); err != nil {
-				return 0, 0, err
+				return 0, coldRead{}, err
 			}
 		}
 	}
 	write := time.Since(start)
-	// Reopen: pages Badger has mapped cannot be dropped from the page cache.
-	if err := db.Close(); err != nil {
-		return 0, 0, err
-	}
-	_ = dropCaches()
-	if db, err = badger.Open(opts); err != nil {
-		return 0, 0, err
-	}
 	buf := make([]byte, 0, value)
-	read, err := coldRead(func() error {
+	read, err := coldReads(dir, func() error {
+		if err := db.Close(); err != nil {
+			return err
+		}
+		db, err = badger.Open(opts)
+		return err
+	}, func() error {
 		for i := range n {
 			for j := range parts {
 				err := db.View(func(txn *badger.Txn) error {
@@ -241,29 +299,27 @@ func openTier(ctx context.Context, dir string) (backend.Backend, error) {
 	return backend.Open(ctx, "disk", backend.Config{"dir": dir, "sync": strconv.FormatBool(*diskSync)})
 }
 
-func tierWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, time.Duration, error) {
+func tierWay(ctx context.Context, dir string, size, n int64, src []byte) (time.Duration, coldRead, error) {
 	b, err := openTier(ctx, dir)
 	if err != nil {
-		return 0, 0, err
+		return 0, coldRead{}, err
 	}
 	defer func() { b.Teardown(context.Background()) }()
 	id := func(i int64) backend.ID { return backend.ID(fmt.Sprintf("obj-%08d", i)) }
 	start := time.Now()
 	for i := range n {
 		if _, err := b.Put(ctx, id(i), src[:size], backend.PutOptions{}); err != nil {
-			return 0, 0, err
+			return 0, coldRead{}, err
 		}
 	}
 	write := time.Since(start)
-	// Reopen: pages Badger has mapped cannot be dropped from the page cache.
-	if err := b.Teardown(ctx); err != nil {
-		return 0, 0, err
-	}
-	_ = dropCaches()
-	if b, err = openTier(ctx, dir); err != nil {
-		return 0, 0, err
-	}
-	read, err := coldRead(func() error {
+	read, err := coldReads(dir, func() error {
+		if err := b.Teardown(ctx); err != nil {
+			return err
+		}
+		b, err = openTier(ctx, dir)
+		return err
+	}, func() error {
 		for i := range n {
 			obj, err := b.Get(ctx, id(i))
 			if err != nil {

@@ -244,7 +244,8 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
-	return t, nil
+	// Wrapped: the ID, context and lifecycle checks are backend.Wrap's.
+	return backend.Wrap(Name, t), nil
 }
 
 // Level reports levels.Disk.
@@ -462,17 +463,6 @@ func (t *Tier) acquire(op string, id backend.ID) (*badger.DB, error) {
 
 func (t *Tier) release() { t.life.RUnlock() }
 
-// begin validates id and ctx and checks the tier is open.
-func (t *Tier) begin(ctx context.Context, op string, id backend.ID) error {
-	if err := backend.CheckID(op, Name, id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, id, err, "")
-	}
-	return nil
-}
-
 // lookup returns the live object id; t.mu must be held.
 func (t *Tier) lookup(op string, id backend.ID) (*object, error) {
 	if !t.open {
@@ -487,9 +477,6 @@ func (t *Tier) lookup(op string, id backend.ID) (*object, error) {
 
 // ObjectInfo returns the object's metadata from the in-memory index.
 func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
-	if err := t.begin(ctx, "info", id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	o, err := t.lookup("info", id)
@@ -525,9 +512,6 @@ func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
 // addPin changes the object's pin count by d (+1 or -1; ErrNotPinned below
 // zero). The pinned counters count objects with at least one pin.
 func (t *Tier) addPin(ctx context.Context, op string, id backend.ID, d int) error {
-	if err := t.begin(ctx, op, id); err != nil {
-		return err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	o, err := t.lookup(op, id)
@@ -670,9 +654,6 @@ func (t *Tier) publish(o *object) backend.ObjectInfo {
 // Delete removes the object: its manifest at once (durably, with sync), its
 // chunks as soon as no Get or reader is using them.
 func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
-	if err := t.begin(ctx, "delete", id); err != nil {
-		return err
-	}
 	if err := t.ensureWritable("delete", id); err != nil {
 		return err
 	}

@@ -102,9 +102,6 @@ func (t *Tier) readChunk(db *badger.DB, op string, o *object, idx int, from int6
 // time, verifying every chunk and then the object's checksum.
 func (t *Tier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 	const op = "get"
-	if err := t.begin(ctx, op, id); err != nil {
-		return nil, err
-	}
 	o, info, err := t.startRead(op, id)
 	if err != nil {
 		return nil, err
@@ -172,9 +169,6 @@ func (t *Tier) objectChecksum(o *object) uint32 {
 // chunks the range covers, one at a time.
 func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
-	if err := t.begin(ctx, op, id); err != nil {
-		return nil, err
-	}
 	o, info, err := t.startRead(op, id)
 	if err != nil {
 		return nil, err

@@ -17,9 +17,6 @@ import (
 // that last commit.
 func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	const op = "put"
-	if err := t.begin(ctx, op, id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	size := int64(len(data))
 	cs := t.chunkSize
 	n := numChunks(size, cs)
@@ -210,12 +207,6 @@ func (s *sink) wait() error {
 // object's size: full chunks are committed while the caller writes on.
 func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	const op = "write"
-	if err := t.begin(ctx, op, id); err != nil {
-		return nil, err
-	}
-	if err := backend.CheckSize(op, Name, id, size); err != nil {
-		return nil, err
-	}
 	o, err := t.reserve(op, id, size)
 	if err != nil {
 		return nil, err

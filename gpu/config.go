@@ -54,37 +54,20 @@ type config struct {
 
 func parseConfig(cfg backend.Config) (config, error) {
 	var c config
-	if err := cfg.Check(Name, KeyDevice, KeyCapacity, KeyStaging, KeyChunk, KeyHostCache); err != nil {
-		return c, err
-	}
+	r := cfg.Reader(Name, KeyDevice, KeyCapacity, KeyStaging, KeyChunk, KeyHostCache)
+	c.device = r.Int(KeyDevice, 0)
+	r.Require(c.device >= 0, "option %s: device ordinal %d is negative", KeyDevice, c.device)
 	var err error
-	if c.device, err = cfg.Int(KeyDevice, 0); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	if c.device < 0 {
-		return c, fmt.Errorf("%w: %s: option %s: device ordinal %d is negative", backend.ErrInvalidArgument, Name, KeyDevice, c.device)
-	}
-	if c.capBytes, c.capFrac, err = parseCapacity(cfg.String(KeyCapacity, defaultCapacity)); err != nil {
-		return c, fmt.Errorf("%w: %s: option %s: %v", backend.ErrInvalidArgument, Name, KeyCapacity, err)
-	}
-	if c.staging, err = cfg.Bytes(KeyStaging, defaultStaging); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	if c.chunk, err = cfg.Bytes(KeyChunk, defaultChunk); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	if c.hostCache, err = cfg.Bytes(KeyHostCache, defaultHostCache); err != nil {
-		return c, fmt.Errorf("%s: %w", Name, err)
-	}
-	if c.chunk < minChunk {
-		return c, fmt.Errorf("%w: %s: option %s: %s is below the minimum %s", backend.ErrInvalidArgument,
-			Name, KeyChunk, backend.FormatBytes(c.chunk), backend.FormatBytes(minChunk))
-	}
-	if c.staging < 2*c.chunk {
-		return c, fmt.Errorf("%w: %s: option %s: %s holds less than two chunks of %s", backend.ErrInvalidArgument,
-			Name, KeyStaging, backend.FormatBytes(c.staging), backend.FormatBytes(c.chunk))
-	}
-	return c, nil
+	c.capBytes, c.capFrac, err = parseCapacity(r.String(KeyCapacity, defaultCapacity))
+	r.Require(err == nil, "option %s: %v", KeyCapacity, err)
+	c.staging = r.Bytes(KeyStaging, defaultStaging)
+	c.chunk = r.Bytes(KeyChunk, defaultChunk)
+	c.hostCache = r.Bytes(KeyHostCache, defaultHostCache)
+	r.Require(c.chunk >= minChunk, "option %s: %s is below the minimum %s",
+		KeyChunk, backend.FormatBytes(c.chunk), backend.FormatBytes(minChunk))
+	r.Require(c.staging >= 2*c.chunk, "option %s: %s holds less than two chunks of %s",
+		KeyStaging, backend.FormatBytes(c.staging), backend.FormatBytes(c.chunk))
+	return c, r.Err()
 }
 
 // parseCapacity reads a byte count or a fraction of free memory.

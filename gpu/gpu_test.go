@@ -49,9 +49,19 @@ func openSim(t testing.TB, capacity int64) (*Tier, *simDevice) {
 // TestConformanceSim runs the conformance suite on the tier's own logic over
 // a simulated device (see simDevice); TestConformance runs it on a real GPU.
 func TestConformanceSim(t *testing.T) {
-	backendtest.Run(t, backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {
-		tier, _ := openSim(t, capacity)
-		return tier
+	// Through the wrapper, as backend.New hands the tier out: the ID,
+	// context and lifecycle checks are the wrapper's, not the tier's.
+	backendtest.Run(t, backendtest.Factory{Make: func(t testing.TB, capacity int64) backend.Backend {
+		tier, dev, err := newSimTier(simConfig(capacity), capacity+64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if l := dev.leaks(); l != "[]" {
+				t.Errorf("after Teardown the tier still holds %s", l)
+			}
+		})
+		return backend.Wrap(Name, tier)
 	}})
 }
 
@@ -73,8 +83,12 @@ func realTier(t testing.TB, cfg backend.Config) *Tier {
 
 func TestConformance(t *testing.T) {
 	realTier(t, backend.Config{KeyCapacity: "1MiB"}).Teardown(context.Background())
-	backendtest.Run(t, backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {
-		return realTier(t, backend.Config{KeyCapacity: fmt.Sprint(capacity), KeyHostCache: "128MiB"})
+	backendtest.Run(t, backendtest.Factory{Make: func(t testing.TB, capacity int64) backend.Backend {
+		tier, err := New(backend.Config{KeyCapacity: fmt.Sprint(capacity), KeyHostCache: "128MiB"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return backend.Wrap(Name, tier) // as backend.New hands it out
 	}})
 }
 
@@ -215,6 +229,13 @@ func TestConfig(t *testing.T) {
 	for _, cfg := range bad {
 		if _, err := New(cfg); !errors.Is(err, backend.ErrInvalidArgument) {
 			t.Errorf("New(%v) = %v, want ErrInvalidArgument", cfg, err)
+		}
+	}
+	// Every bad option in one error, not the first only.
+	_, err := New(backend.Config{"capacty": "1GiB", KeyDevice: "-1", KeyChunk: "4KiB"})
+	for _, want := range []string{`unknown option "capacty"`, "device ordinal -1", "option chunk: 4.0 KiB is below"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with three bad options = %v; does not say %q", err, want)
 		}
 	}
 	c, _ := parseConfig(backend.Config{KeyCapacity: "0.25"})

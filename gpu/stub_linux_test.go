@@ -108,15 +108,12 @@ func stubChild(t *testing.T) {
 		t.Fatalf("stub holds %d allocations, streams or contexts after Close", n)
 	}
 
-	backendtest.Run(t, backendtest.Factory{New: func(t testing.TB, capacity int64) backend.Backend {
+	backendtest.Run(t, backendtest.Factory{Make: func(t testing.TB, capacity int64) backend.Backend {
 		tier, err := New(simConfig(capacity))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tier.Setup(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return tier
+		return backend.Wrap(Name, tier) // the ID, context and lifecycle checks are the wrapper's
 	}})
 	if n := stubOutstanding(t); n != 0 {
 		t.Fatalf("stub holds %d allocations, streams or contexts after the suite", n)

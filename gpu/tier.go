@@ -134,7 +134,10 @@ type entry struct {
 }
 
 // New returns a GPU tier configured by cfg (see the Key constants); Setup
-// loads the driver and takes the device memory.
+// loads the driver and takes the device memory. It is the bare tier (for its
+// own methods, ExportIPC): the contract's ID, context and lifecycle checks
+// are backend.Wrap's, which backend.New("gpu", cfg) applies, so a caller of
+// the bare tier passes valid IDs (IDs here only key a map: none names a path).
 func New(cfg backend.Config) (*Tier, error) {
 	c, err := parseConfig(cfg)
 	if err != nil {
@@ -289,12 +292,6 @@ func (t *Tier) unrefLocked(e *entry) {
 // lookup finds id with the tier open, counting an operation in flight and a
 // reference to the entry when ref is set.
 func (t *Tier) lookup(ctx context.Context, op string, id backend.ID, ref bool) (*entry, error) {
-	if err := backend.CheckID(op, Name, id); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, backend.Errorf(op, Name, id, err, "")
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.acquireLocked(op, id); err != nil {
@@ -325,14 +322,8 @@ type reservation struct {
 // operation in flight; commit or unreserve ends it.
 func (t *Tier) reserve(ctx context.Context, op string, id backend.ID, size int64) (reservation, error) {
 	r := reservation{id: id, off: -1, size: size}
-	if err := backend.CheckID(op, Name, id); err != nil {
+	if err := backend.CheckSize(op, Name, id, size); err != nil { // Put's size is len(data); this is OpenWriter's
 		return r, err
-	}
-	if err := backend.CheckSize(op, Name, id, size); err != nil {
-		return r, err
-	}
-	if err := ctx.Err(); err != nil {
-		return r, backend.Errorf(op, Name, id, err, "")
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -551,12 +542,6 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 
 // withEntry runs f on id's entry under the tier's lock and returns its info.
 func (t *Tier) withEntry(ctx context.Context, op string, id backend.ID, f func(e *entry) error) (backend.ObjectInfo, error) {
-	if err := backend.CheckID(op, Name, id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.ObjectInfo{}, backend.Errorf(op, Name, id, err, "")
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.state != stateOpen {

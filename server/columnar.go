@@ -39,7 +39,7 @@ func (s *Server) handleColumns(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, errorf(http.StatusBadRequest, wire.CodeInvalidArgument, err.Error()))
 		return
 	}
-	res, err := columnar.Select(r.Context(), s.b, id, sel)
+	res, err := columnar.Select(r.Context(), s.ids, id, sel)
 	if err != nil {
 		s.fail(w, r, columnarError(err))
 		return
@@ -70,7 +70,7 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	schema, err := columnar.ReadSchema(r.Context(), s.b, id)
+	schema, err := columnar.ReadSchema(r.Context(), s.ids, id)
 	if err != nil {
 		s.fail(w, r, columnarError(err))
 		return

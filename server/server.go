@@ -92,6 +92,7 @@ type Options struct {
 // Server serves a backend over HTTP. It is safe for concurrent use.
 type Server struct {
 	b           backend.Backend
+	ids         backend.Backend // b's Trusted view: for IDs pathID validated
 	log         *slog.Logger
 	reg         *prometheus.Registry
 	met         *metrics
@@ -121,7 +122,7 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("server: owner: %w", err)
 		}
 	}
-	s := &Server{b: b, log: opts.Logger, reg: opts.Registry, owner: opts.Owner, small: opts.SmallObject,
+	s := &Server{b: b, ids: backend.Trusted(b), log: opts.Logger, reg: opts.Registry, owner: opts.Owner, small: opts.SmallObject,
 		ioTO: opts.IOTimeout, minRate: opts.MinBodyRate, headerTO: opts.HeaderTimeout, idleTO: opts.IdleTimeout,
 		metricsAuth: opts.MetricsAuth, tls: opts.TLS}
 	if s.log == nil {
@@ -154,7 +155,7 @@ func New(b backend.Backend, opts Options) (*Server, error) {
 		s.tokens = hashTokens(opts.Tokens)
 	}
 	s.arena = findArena(b)
-	s.pins = newPinLeases(b, s.log)
+	s.pins = newPinLeases(s.ids, s.log) // HTTP pins: IDs from pathID
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 		s.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -424,7 +425,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 	if r.Method == http.MethodPut && r.Header.Get("Expect") != "" {
 		// net/http sends "100 Continue" only once the body is read: a taken
 		// ID is refused first, and the client keeps its body.
-		if _, err := s.b.ObjectInfo(ctx, id); err == nil {
+		if _, err := s.ids.ObjectInfo(ctx, id); err == nil {
 			return fmt.Errorf("put %q: %w", string(id), backend.ErrExists)
 		}
 	}
@@ -439,11 +440,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 			return bodyError(id, size, err)
 		}
 		s.met.bytesIn.Add(float64(size))
-		if info, err = s.b.Put(ctx, id, buf, opts); err != nil {
+		if info, err = s.ids.Put(ctx, id, buf, opts); err != nil {
 			return putError(err)
 		}
 	} else {
-		wr, err := s.b.OpenWriter(ctx, id, size, opts)
+		wr, err := s.ids.OpenWriter(ctx, id, size, opts)
 		if err != nil {
 			return err
 		}
@@ -469,7 +470,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		if err := wr.Close(); err != nil {
 			return putError(err)
 		}
-		if info, err = s.b.ObjectInfo(ctx, id); err != nil {
+		if info, err = s.ids.ObjectInfo(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -635,7 +636,7 @@ var errReplaced = errors.New("object replaced while reading")
 
 func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) error {
 	ctx := r.Context()
-	info, err := s.b.ObjectInfo(ctx, id)
+	info, err := s.ids.ObjectInfo(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -658,7 +659,7 @@ func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) 
 	}
 	if info.Level == levels.Memory && zeroCopyGet {
 		// The memory tier's Get is zero-copy: write straight from the arena.
-		obj, err := s.b.Get(ctx, id)
+		obj, err := s.ids.Get(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -672,7 +673,7 @@ func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) 
 		_, err = s.writeBody(w, data[off:off+n])
 		return s.afterHeader(r, id, err)
 	}
-	rc, err := s.b.OpenReader(ctx, id, off, n)
+	rc, err := s.ids.OpenReader(ctx, id, off, n)
 	if err != nil {
 		if errors.Is(err, backend.ErrInvalidArgument) {
 			return errReplaced // shrunk since ObjectInfo: the range is outside it
@@ -741,7 +742,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		id, err = pathID(r, "delete")
 	}
 	if err == nil {
-		err = s.b.Delete(r.Context(), id)
+		err = s.ids.Delete(r.Context(), id)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -768,7 +769,7 @@ func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
 		case "unpin":
 			err = s.pins.Unpin(ctx, id)
 		case "prefetch":
-			err = s.b.Prefetch(ctx, id)
+			err = s.ids.Prefetch(ctx, id)
 		default:
 			err = errorf(http.StatusNotFound, wire.CodeNoRoute, fmt.Sprintf("no action %q (pin, unpin, prefetch)", truncate(a)))
 		}

@@ -14,9 +14,6 @@ import (
 // give the space back. A full tier fails here, not half-way through the stream.
 func (s *Store) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	const op = "write"
-	if err := backend.CheckSize(op, Name, id, size); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	e, err := s.reserve(op, id, size)
 	if err != nil {

@@ -7,13 +7,13 @@ import (
 	"distore/backend"
 )
 
-// Hold keeps the object where it is until the returned release is called: the
+// hold keeps the object where it is until the returned release is called: the
 // mover neither spills nor promotes it, and a move of it in flight is
 // cancelled (or undone). Unlike a pin, a hold does not stop a Delete: the
 // server's local socket holds every object a client reads in place, and a
 // delete meanwhile only frees the bytes at the last release (the tier defers
 // it). release may be called more than once; only the first counts.
-func (s *Stack) Hold(ctx context.Context, id backend.ID) (release func(), err error) {
+func (s *Stack) hold(ctx context.Context, id backend.ID) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, backend.Errorf("hold", s.name, id, err, "")
 	}

@@ -48,7 +48,11 @@ func (e *entry) spillable() bool {
 
 // tierState is the stack's view of one tier, kept from the index (no I/O).
 type tierState struct {
+	// b is the tier as the stack calls it: its Trusted view, since every
+	// ID the stack passes was validated at the stack's door (or came from a
+	// tier's List). given is the tier as NewStack got it (Tiers).
 	b     backend.Backend
+	given backend.Backend
 	name  string
 	level levels.Level
 	cap   int64 // 0: unbounded

@@ -22,9 +22,6 @@ func (s *Stack) lookup(op string, id backend.ID, touch bool) (*entry, int, error
 // withInfo), under the same hold of s.mu: a get or an info of a small
 // object costs little more than the lock.
 func (s *Stack) lookupInfo(op string, id backend.ID, touch, withInfo bool) (*entry, int, backend.ObjectInfo, error) {
-	if err := backend.CheckID(op, s.name, id); err != nil {
-		return nil, -1, backend.ObjectInfo{}, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.closedErr(op, id); err != nil {
@@ -94,9 +91,9 @@ func (s *Stack) notFound(op string, id backend.ID, err error) error {
 	return err
 }
 
-// Get returns the object from the tier that holds it. With PromoteOnGet, an
+// get returns the object from the tier that holds it. With PromoteOnGet, an
 // object in a lower tier is also promoted in the background.
-func (s *Stack) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
+func (s *Stack) get(ctx context.Context, id backend.ID) (backend.Object, error) {
 	for attempt := 0; ; attempt++ {
 		e, i, info, err := s.lookupInfo("get", id, true, true)
 		if err != nil {
@@ -128,8 +125,8 @@ type object struct {
 
 func (o *object) Info() backend.ObjectInfo { return o.info }
 
-// OpenReader streams a range of the object from the tier that holds it.
-func (s *Stack) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
+// openReader streams a range of the object from the tier that holds it.
+func (s *Stack) openReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	for attempt := 0; ; attempt++ {
 		e, i, info, err := s.lookupInfo("read", id, true, true)
 		if err != nil {
@@ -160,17 +157,17 @@ type reader struct {
 
 func (r *reader) Info() backend.ObjectInfo { return r.info }
 
-// ObjectInfo returns the object's metadata from the index (no tier I/O).
-func (s *Stack) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+// objectInfo returns the object's metadata from the index (no tier I/O).
+func (s *Stack) objectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
 	_, _, info, err := s.lookupInfo("info", id, true, true)
 	return info, err
 }
 
-// Delete removes the object. A pinned object is not deleted (ErrPinned). A
+// remove removes the object. A pinned object is not deleted (ErrPinned). A
 // move in flight is cancelled and waited for first (and no new one starts),
 // so that exactly one copy remains to delete and a crash cannot bring the
 // object back.
-func (s *Stack) Delete(ctx context.Context, id backend.ID) error {
+func (s *Stack) remove(ctx context.Context, id backend.ID) error {
 	for {
 		e, err := s.lockLive("delete", id, false)
 		if err != nil {
@@ -221,10 +218,10 @@ func (s *Stack) Delete(ctx context.Context, id backend.ID) error {
 	}
 }
 
-// Pin adds a pin. The first pin also pins the object in the tier that holds
+// pin adds a pin. The first pin also pins the object in the tier that holds
 // it, and cancels a spill of it in flight (the pin wins). With PromoteOnPin an
 // object in a lower tier is promoted in the background.
-func (s *Stack) Pin(ctx context.Context, id backend.ID) error {
+func (s *Stack) pin(ctx context.Context, id backend.ID) error {
 	e, err := s.lockLive("pin", id, true)
 	if err != nil {
 		return err
@@ -251,8 +248,8 @@ func (s *Stack) Pin(ctx context.Context, id backend.ID) error {
 	return nil
 }
 
-// Unpin takes a pin away; the last one also unpins the object in its tier.
-func (s *Stack) Unpin(ctx context.Context, id backend.ID) error {
+// unpin takes a pin away; the last one also unpins the object in its tier.
+func (s *Stack) unpin(ctx context.Context, id backend.ID) error {
 	e, err := s.lockLive("unpin", id, false)
 	if err != nil {
 		return err
@@ -280,10 +277,10 @@ func (s *Stack) Unpin(ctx context.Context, id backend.ID) error {
 	return nil
 }
 
-// Prefetch moves the object up to the fastest tier that has room for it, or
+// prefetch moves the object up to the fastest tier that has room for it, or
 // can make room by spilling objects no more important than it, and returns
 // when it is there (or when no faster tier will take it).
-func (s *Stack) Prefetch(ctx context.Context, id backend.ID) error {
+func (s *Stack) prefetch(ctx context.Context, id backend.ID) error {
 	for attempt := 0; ; attempt++ {
 		e, i, err := s.lookup("prefetch", id, true)
 		if err != nil {

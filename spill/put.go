@@ -248,12 +248,9 @@ func (s *Stack) fullError(op string, id backend.ID, size int64) error {
 	return fe
 }
 
-// Put stores data in the fastest tier that accepts it (see the package doc),
+// put stores data in the fastest tier that accepts it (see the package doc),
 // waiting for the mover, bounded by ctx, when that tier is full.
-func (s *Stack) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
-	if err := backend.CheckID("put", s.name, id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
+func (s *Stack) put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return backend.ObjectInfo{}, backend.Errorf("put", s.name, id, err, "")
 	}
@@ -312,12 +309,9 @@ func (s *Stack) refusal(i int, size int64, err error, r *refusals) bool {
 	return true
 }
 
-// OpenWriter places the object as Put does (size is known up front) and
+// openWriter places the object as Put does (size is known up front) and
 // streams it into that tier; Close publishes it in the stack.
-func (s *Stack) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
-	if err := backend.CheckID("write", s.name, id); err != nil {
-		return nil, err
-	}
+func (s *Stack) openWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	if err := backend.CheckSize("write", s.name, id, size); err != nil {
 		return nil, err
 	}

@@ -198,7 +198,7 @@ func NewStack(ctx context.Context, tiers []backend.Backend, opts Options) (*Stac
 		if err != nil {
 			return nil, fmt.Errorf("spill: stats of tier %d: %w", i, err)
 		}
-		t := &tierState{b: b, name: st.Tier, level: b.Level(), cap: max(st.Capacity, 0),
+		t := &tierState{b: backend.Trusted(b), given: b, name: st.Tier, level: b.Level(), cap: max(st.Capacity, 0),
 			high: DefaultHighWatermark, low: DefaultLowWatermark,
 			spillable: map[int]int64{}, entries: map[*entry]struct{}{}}
 		if len(opts.Tiers) > 0 {
@@ -261,7 +261,7 @@ func (s *Stack) Level() levels.Level { return s.level }
 func (s *Stack) Tiers() []backend.Backend {
 	out := make([]backend.Backend, len(s.tiers))
 	for i, t := range s.tiers {
-		out[i] = t.b
+		out[i] = t.given
 	}
 	return out
 }

@@ -7,7 +7,10 @@
 //
 // It keeps the Backend contract (mytier_test.go runs the conformance suite),
 // but nothing survives the process: a real tier would keep its objects
-// somewhere.
+// somewhere. What every tier needs is not here: backend.New wraps it
+// (backend.Wrap), and the wrapper validates IDs, checks contexts and the
+// lifecycle, names errors and, as mapTier asks by embedding
+// backend.PinsInWrapper, counts pins.
 package mytier
 
 import (
@@ -27,11 +30,9 @@ import (
 // checks the config and does no I/O.
 func init() {
 	backend.MustRegister("mytier", func(cfg backend.Config) (backend.Backend, error) {
-		if err := cfg.Check("mytier", "capacity"); err != nil {
-			return nil, err
-		}
-		capacity, err := cfg.Bytes("capacity", 1<<30)
-		if err != nil {
+		r := cfg.Reader("mytier", "capacity") // reports every bad option at once
+		capacity := r.Bytes("capacity", 1<<30)
+		if err := r.Err(); err != nil {
 			return nil, err
 		}
 		return &mapTier{capacity: capacity}, nil
@@ -42,6 +43,8 @@ func init() {
 // out the stored slice itself: it stays valid after a delete (the map only
 // drops its reference).
 type mapTier struct {
+	backend.PinsInWrapper // pins are the wrapper's to count
+
 	capacity int64
 
 	mu     sync.Mutex
@@ -57,25 +60,6 @@ type mapObj struct {
 }
 
 const tierName = "mytier"
-
-// check validates id and says whether op can run now.
-func (m *mapTier) check(ctx context.Context, op string, id backend.ID) error {
-	if err := backend.CheckID(op, tierName, id); err != nil {
-		return err
-	}
-	return m.checkOpen(ctx, op, id)
-}
-
-// checkOpen says whether op can run now.
-func (m *mapTier) checkOpen(ctx context.Context, op string, id backend.ID) error {
-	if err := ctx.Err(); err != nil {
-		return backend.Errorf(op, tierName, id, err, "")
-	}
-	if !m.open {
-		return backend.Errorf(op, tierName, id, backend.ErrClosed, "")
-	}
-	return nil
-}
 
 func (m *mapTier) Setup(context.Context) error {
 	m.mu.Lock()
@@ -99,20 +83,10 @@ func (m *mapTier) reserve(op string, id backend.ID, size int64) error {
 		return backend.Errorf(op, tierName, id, backend.ErrExists, "")
 	}
 	if m.used+size > m.capacity {
-		return backend.NewFullError(op, tierName, id, size, m.capacity-m.used, m.capacity, m.pinnedBytes())
+		return backend.NewFullError(op, tierName, id, size, m.capacity-m.used, m.capacity, 0)
 	}
 	m.used += size
 	return nil
-}
-
-func (m *mapTier) pinnedBytes() int64 {
-	var n int64
-	for _, o := range m.objs {
-		if o.info.Pins > 0 {
-			n += o.info.Size
-		}
-	}
-	return n
 }
 
 // publish stores data under id once its checksum is verified.
@@ -134,9 +108,6 @@ func (m *mapTier) publish(op string, id backend.ID, data []byte, opts backend.Pu
 func (m *mapTier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx, "put", id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	if err := m.reserve("put", id, int64(len(data))); err != nil {
 		return backend.ObjectInfo{}, err
 	}
@@ -148,9 +119,6 @@ func (m *mapTier) Put(ctx context.Context, id backend.ID, data []byte, opts back
 }
 
 func (m *mapTier) lookup(ctx context.Context, op string, id backend.ID) (*mapObj, error) {
-	if err := m.check(ctx, op, id); err != nil {
-		return nil, err
-	}
 	o := m.objs[id]
 	if o == nil {
 		return nil, backend.Errorf(op, tierName, id, backend.ErrNotFound, "")
@@ -174,9 +142,6 @@ func (m *mapTier) Delete(ctx context.Context, id backend.ID) error {
 	o, err := m.lookup(ctx, "delete", id)
 	if err != nil {
 		return err
-	}
-	if o.info.Pins > 0 {
-		return backend.Errorf("delete", tierName, id, backend.ErrPinned, "%d pins", o.info.Pins)
 	}
 	delete(m.objs, id)
 	m.used -= o.info.Size
@@ -219,14 +184,8 @@ type mapWriter struct {
 }
 
 func (m *mapTier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
-	if err := backend.CheckSize("write", tierName, id, size); err != nil {
-		return nil, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx, "write", id); err != nil {
-		return nil, err
-	}
 	if err := m.reserve("write", id, size); err != nil {
 		return nil, err
 	}
@@ -284,9 +243,6 @@ func (w *mapWriter) Abort() error {
 func (m *mapTier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.checkOpen(ctx, "list", ""); err != nil {
-		return nil, err
-	}
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = backend.DefaultListLimit
@@ -301,29 +257,6 @@ func (m *mapTier) List(ctx context.Context, opts backend.ListOptions) ([]backend
 	return out[:min(limit, len(out))], nil
 }
 
-func (m *mapTier) Pin(ctx context.Context, id backend.ID) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, err := m.lookup(ctx, "pin", id)
-	if err == nil {
-		o.info.Pins++
-	}
-	return err
-}
-
-func (m *mapTier) Unpin(ctx context.Context, id backend.ID) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, err := m.lookup(ctx, "unpin", id)
-	if err == nil && o.info.Pins == 0 {
-		err = backend.Errorf("unpin", tierName, id, backend.ErrNotPinned, "")
-	}
-	if err == nil {
-		o.info.Pins--
-	}
-	return err
-}
-
 func (m *mapTier) Prefetch(ctx context.Context, id backend.ID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -334,15 +267,5 @@ func (m *mapTier) Prefetch(ctx context.Context, id backend.ID) error {
 func (m *mapTier) Stats(ctx context.Context) (backend.Stats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.checkOpen(ctx, "stats", ""); err != nil {
-		return backend.Stats{}, err
-	}
-	st := backend.Stats{Tier: tierName, Level: levels.Disk, Capacity: m.capacity, Used: m.used, Objects: int64(len(m.objs))}
-	for _, o := range m.objs {
-		if o.info.Pins > 0 {
-			st.Pinned += o.info.Size
-			st.PinnedObjects++
-		}
-	}
-	return st, nil
+	return backend.Stats{Tier: tierName, Level: levels.Disk, Capacity: m.capacity, Used: m.used, Objects: int64(len(m.objs))}, nil
 }

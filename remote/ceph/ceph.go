@@ -44,54 +44,24 @@ type Options struct {
 	Timeout, OpTimeout          time.Duration
 }
 
-// ParseConfig validates cfg and returns the tier's options.
+// ParseConfig validates cfg and returns the tier's options; the error
+// lists every bad option at once.
 func ParseConfig(cfg backend.Config) (Options, error) {
-	if err := cfg.Check(Name, knownKeys...); err != nil {
-		return Options{}, err
-	}
-	o := Options{Conf: cfg.String("conf", ""), User: cfg.String("user", "admin"),
-		Pool: cfg.String("pool", ""), Namespace: cfg.String("namespace", "")}
-	var errs []error
-	var err error
-	if o.StripeSize, err = cfg.Bytes("stripe_size", 64<<20); err != nil {
-		errs = append(errs, err)
-	}
-	if o.ChunkSize, err = cfg.Bytes("chunk_size", 8<<20); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Concurrency, err = cfg.Int("concurrency", 4); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Capacity, err = cfg.Bytes("capacity", 0); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Timeout, err = cfg.Duration("timeout", 10*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if o.OpTimeout, err = cfg.Duration("op_timeout", 60*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return o, fmt.Errorf("%s: %w", Name, errors.Join(errs...))
-	}
-	bad := func(f string, a ...any) (Options, error) {
-		return o, fmt.Errorf("%w: %s: %s", backend.ErrInvalidArgument, Name, fmt.Sprintf(f, a...))
-	}
-	switch {
-	case o.Conf == "":
-		return bad("option conf (the path of ceph.conf) is required")
-	case o.Pool == "":
-		return bad("option pool is required")
-	case o.StripeSize < 1<<20 || o.StripeSize > 90<<20:
-		return bad("stripe_size %d must be between 1MiB and 90MiB (osd_max_write_size)", o.StripeSize)
-	case o.ChunkSize < 64<<10 || o.ChunkSize > o.StripeSize || o.StripeSize%o.ChunkSize != 0:
-		return bad("chunk_size %d must be at least 64KiB and divide stripe_size %d", o.ChunkSize, o.StripeSize)
-	case o.Concurrency < 1 || o.Concurrency > 256:
-		return bad("concurrency %d must be between 1 and 256", o.Concurrency)
-	case o.Timeout < time.Second || o.OpTimeout < time.Second:
-		return bad("timeout and op_timeout must be at least 1s")
-	}
-	return o, nil
+	r := cfg.Reader(Name, knownKeys...)
+	o := Options{Conf: r.String("conf", ""), User: r.String("user", "admin"),
+		Pool: r.String("pool", ""), Namespace: r.String("namespace", ""),
+		StripeSize: r.Bytes("stripe_size", 64<<20), ChunkSize: r.Bytes("chunk_size", 8<<20),
+		Concurrency: r.Int("concurrency", 4), Capacity: r.Bytes("capacity", 0),
+		Timeout: r.Duration("timeout", 10*time.Second), OpTimeout: r.Duration("op_timeout", 60*time.Second)}
+	r.Require(o.Conf != "", "option conf (the path of ceph.conf) is required")
+	r.Require(o.Pool != "", "option pool is required")
+	r.Require(o.StripeSize >= 1<<20 && o.StripeSize <= 90<<20,
+		"stripe_size %d must be between 1MiB and 90MiB (osd_max_write_size)", o.StripeSize)
+	r.Require(o.ChunkSize >= 64<<10 && o.ChunkSize <= o.StripeSize && o.StripeSize%o.ChunkSize == 0,
+		"chunk_size %d must be at least 64KiB and divide stripe_size %d", o.ChunkSize, o.StripeSize)
+	r.Require(o.Concurrency >= 1 && o.Concurrency <= 256, "concurrency %d must be between 1 and 256", o.Concurrency)
+	r.Require(o.Timeout >= time.Second && o.OpTimeout >= time.Second, "timeout and op_timeout must be at least 1s")
+	return o, r.Err()
 }
 
 // Tier is the Ceph RADOS Remote tier. Make it with New (or backend.New("ceph", cfg)).
@@ -100,7 +70,6 @@ type Tier struct {
 	conn  *rados.Conn
 	ioctx *rados.IOContext
 
-	setUp  atomic.Bool
 	closed atomic.Bool
 	// ops counts operations in flight, so Teardown can wait for them before
 	// it destroys the I/O context under them.
@@ -108,7 +77,11 @@ type Tier struct {
 
 	space remoteobj.Space
 
-	idLocks remoteobj.IDLocks
+	// idLocks serialise commit and delete of one ID in this process.
+	idLocks backend.IDLocks
+
+	// Pins are counted by the wrapper (backend.Wrap).
+	backend.PinsInWrapper
 }
 
 // meta is an object's metadata, kept as JSON in the xattr "distore".
@@ -130,7 +103,9 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity}}, nil
+	// Wrapped: the ID, context and lifecycle checks, and the pins, are
+	// backend.Wrap's.
+	return backend.Wrap(Name, &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity}}), nil
 }
 
 // Options returns the tier's configuration.
@@ -150,9 +125,6 @@ func (t *Tier) where() string {
 func (t *Tier) Setup(ctx context.Context) error {
 	if t.closed.Load() {
 		return backend.Errorf("setup", Name, "", backend.ErrClosed, "")
-	}
-	if t.setUp.Load() {
-		return nil
 	}
 	fail := func(err error, what string) error {
 		if t.conn != nil {
@@ -206,7 +178,6 @@ func (t *Tier) Setup(ctx context.Context) error {
 		t.ioctx = nil
 		return fail(err, "cannot count the objects in the pool")
 	}
-	t.setUp.Store(true)
 	return nil
 }
 
@@ -259,27 +230,15 @@ func (t *Tier) Teardown(ctx context.Context) error {
 // Level is Remote.
 func (t *Tier) Level() levels.Level { return levels.Remote }
 
-// begin checks the tier is usable, the ID valid and ctx live, and counts the
-// operation in flight; the caller defers t.ops.Done() when it returns nil.
-func (t *Tier) begin(ctx context.Context, op string, id backend.ID, checkID bool) error {
-	if t.closed.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
-	}
-	if !t.setUp.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrClosed, "not set up")
-	}
-	if checkID {
-		if err := backend.CheckID(op, Name, id); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, id, err, "")
-	}
+// enter counts an operation in flight, so that Teardown waits for it before
+// it destroys the I/O context under it; ErrClosed once Teardown started.
+// The caller defers t.ops.Done() when it returns nil. (The ID, context and
+// lifecycle checks of the call are backend.Wrap's.)
+func (t *Tier) enter(op string, id backend.ID) error {
 	t.ops.Add(1)
-	if t.closed.Load() { // Teardown started meanwhile
+	if t.closed.Load() {
 		t.ops.Done()
-		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
+		return backend.Errorf(op, Name, id, backend.ErrClosed, "torn down")
 	}
 	return nil
 }
@@ -300,8 +259,6 @@ func (t *Tier) wrap(op string, id backend.ID, err error) error {
 	}
 	return backend.Errorf(op, Name, id, fmt.Errorf("%w: %w", backend.ErrUnavailable, err), "%s", t.where())
 }
-
-func (t *Tier) lockID(id backend.ID) func() { return t.idLocks.Lock(id) }
 
 // stripeName is the RADOS name of stripe n of the write token made.
 func stripeName(id backend.ID, token string, n int64) string {
@@ -332,7 +289,7 @@ func (t *Tier) readMeta(op string, id backend.ID) (meta, error) {
 func (t *Tier) info(id backend.ID, m meta) backend.ObjectInfo {
 	created, _ := time.Parse(time.RFC3339Nano, m.Created)
 	return backend.ObjectInfo{ID: id, Size: m.Size, Level: levels.Remote, Tier: Name, Importance: m.Importance,
-		Pins: t.space.Pins(id), Created: created, Accessed: created, Checksum: m.CRC}
+		Created: created, Accessed: created, Checksum: m.CRC}
 }
 
 // infos reads the metadata of ids concurrently, leaving out those deleted meanwhile.
@@ -392,20 +349,16 @@ func (t *Tier) removeStripes(id backend.ID, token string, n int64) {
 // written concurrently, then the manifest.
 func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	const op = "put"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return backend.ObjectInfo{}, err
 	}
 	defer t.ops.Done()
 	size := int64(len(data))
-	crc, err := remoteobj.CheckData(op, Name, id, data, opts.Checksum)
+	crc, created, release, err := t.space.StartPut(op, id, data, opts)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	if err := t.space.Reserve(op, id, size); err != nil {
-		return backend.ObjectInfo{}, err
-	}
-	defer t.space.Unreserve(size)
-	created := remoteobj.Created(opts)
+	defer release()
 	m := meta{Size: size, Importance: opts.Importance, Created: created.UTC().Format(time.RFC3339Nano),
 		CRC: crc, Token: string(backend.NewID()[:10])}
 	if size > t.opts.StripeSize {
@@ -494,7 +447,7 @@ func (t *Tier) publish(ctx context.Context, op string, id backend.ID, m meta, da
 	if err != nil {
 		return backend.Errorf(op, Name, id, backend.ErrInvalidArgument, "metadata: %v", err)
 	}
-	unlock := t.lockID(id)
+	unlock := t.idLocks.Lock(id)
 	defer unlock()
 	w := rados.CreateWriteOp()
 	defer w.Release()
@@ -522,7 +475,7 @@ var specPool = sync.Pool{New: func() any { return new([specRead]byte) }}
 // specRead bytes come in one RADOS read op.
 func (t *Tier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 	const op = "get"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return nil, err
 	}
 	defer t.ops.Done()

@@ -32,7 +32,8 @@
 //
 // Streams use (concurrency+1) × chunk_size bytes of memory whatever the
 // object's size; range reads touch only the stripes that hold the range.
-// Pins are in-process counters; Stats counts the namespace at Setup and then
+// Pins are in-process counters kept by the tier's wrapper (backend.Wrap);
+// Stats counts the namespace at Setup and then
 // follows this process's writes and deletes. List reads the namespace's
 // object names and sorts them: RADOS lists in hash order.
 package ceph

@@ -18,7 +18,7 @@ import (
 // ObjectInfo returns the object's metadata from its xattr.
 func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
 	const op = "info"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return backend.ObjectInfo{}, err
 	}
 	defer t.ops.Done()
@@ -34,7 +34,7 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 // CRC-32C at its end.
 func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return nil, err
 	}
 	defer t.ops.Done()
@@ -102,9 +102,6 @@ func (r *reader) Read(p []byte) (int, error) {
 // fill reads the next batch.
 func (r *reader) fill() error {
 	t := r.t
-	if t.closed.Load() {
-		return backend.Errorf("read", Name, r.id, backend.ErrClosed, "")
-	}
 	if err := r.ctx.Err(); err != nil {
 		return backend.Errorf("read", Name, r.id, err, "")
 	}
@@ -113,7 +110,7 @@ func (r *reader) fill() error {
 		r.buf = make([]byte, n)
 	}
 	r.buf = r.buf[:n]
-	if err := t.begin(r.ctx, "read", r.id, false); err != nil {
+	if err := t.enter("read", r.id); err != nil {
 		return err
 	}
 	defer t.ops.Done()
@@ -137,15 +134,12 @@ func (r *reader) Close() error {
 // then its stripes) unless it is pinned.
 func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	const op = "delete"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return err
 	}
 	defer t.ops.Done()
-	unlock := t.lockID(id)
+	unlock := t.idLocks.Lock(id)
 	defer unlock()
-	if pins := t.space.Pins(id); pins > 0 {
-		return backend.Errorf(op, Name, id, backend.ErrPinned, "%d pins", pins)
-	}
 	m, err := t.readMeta(op, id)
 	if err != nil {
 		return err
@@ -162,7 +156,7 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 // with opts.Prefix, and reads the metadata of one page.
 func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
 	const op = "list"
-	if err := t.begin(ctx, op, "", false); err != nil {
+	if err := t.enter(op, ""); err != nil {
 		return nil, err
 	}
 	defer t.ops.Done()
@@ -195,37 +189,10 @@ func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.Ob
 	return out, nil
 }
 
-// Pin adds a pin (an in-process counter) to an existing object.
-func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
-	const op = "pin"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
-	defer t.ops.Done()
-	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
-		m, err := t.readMeta(op, id)
-		return m.Size, err
-	})
-}
-
-// Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
-// object does not exist.
-func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
-	const op = "unpin"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
-	defer t.ops.Done()
-	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
-		_, err := t.readMeta(op, id)
-		return err
-	})
-}
-
 // Prefetch checks that the object exists.
 func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
 	const op = "prefetch"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return err
 	}
 	defer t.ops.Done()
@@ -235,7 +202,7 @@ func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
 
 // Stats reports the counters; Capacity is 0 when the tier is unbounded.
 func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
-	if err := t.begin(ctx, "stats", "", false); err != nil {
+	if err := t.enter("stats", ""); err != nil {
 		return backend.Stats{}, err
 	}
 	defer t.ops.Done()
@@ -248,13 +215,10 @@ func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
 // manifest. Abort, a failed write or a cancelled context remove the stripes.
 func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	const op = "write"
-	if err := t.begin(ctx, op, id, true); err != nil {
+	if err := t.enter(op, id); err != nil {
 		return nil, err
 	}
 	defer t.ops.Done()
-	if err := backend.CheckSize(op, Name, id, size); err != nil {
-		return nil, err
-	}
 	// A large write checks first that the ID is free rather than find out
 	// after writing its stripes; a small one learns it from its exclusive
 	// create at Close, without an extra round trip.
@@ -409,7 +373,7 @@ func (w *writer) discard() {
 		w.wait()
 		n := min(w.m.Stripes, w.N/w.m.StripeSize+1)
 		// After Teardown the I/O context is gone: the stripes stay (invisible).
-		if err := w.t.begin(context.Background(), "write", w.ID, false); err != nil {
+		if err := w.t.enter("write", w.ID); err != nil {
 			slog.Warn("ceph: stripes of a failed write left behind", "tier", Name, "id", w.ID, "stripes", n, "err", err)
 		} else {
 			w.t.removeStripes(w.ID, w.m.Token, n)
@@ -438,7 +402,7 @@ func (w *writer) commit() error {
 		return err
 	}
 	w.m.CRC = crc
-	if err := t.begin(w.ctx, op, w.ID, false); err != nil {
+	if err := t.enter(op, w.ID); err != nil {
 		return err
 	}
 	defer t.ops.Done()

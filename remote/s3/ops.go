@@ -18,7 +18,6 @@ import (
 
 	"distore/backend"
 	"distore/levels"
-	"distore/remote/internal/remoteobj"
 )
 
 // head returns the object's metadata from a HeadObject.
@@ -38,7 +37,7 @@ func (t *Tier) head(ctx context.Context, op string, id backend.ID) (backend.Obje
 // makes writers and deleters in this process race correctly; across
 // processes a multipart commit has a window of one round trip.
 func (t *Tier) commit(ctx context.Context, op string, id backend.ID, size int64, check bool, publish func(context.Context) error) error {
-	unlock := t.lockID(id)
+	unlock := t.idLocks.Lock(id)
 	defer unlock()
 	if check {
 		if _, _, err := t.head(ctx, op, id); err == nil {
@@ -58,19 +57,12 @@ func (t *Tier) commit(ctx context.Context, op string, id backend.ID, size int64,
 // upload whose parts are slices of data (no copy), concurrency at a time.
 func (t *Tier) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	const op = "put"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	size := int64(len(data))
-	crc, err := remoteobj.CheckData(op, Name, id, data, opts.Checksum)
+	crc, created, release, err := t.space.StartPut(op, id, data, opts)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	if err := t.space.Reserve(op, id, size); err != nil {
-		return backend.ObjectInfo{}, err
-	}
-	defer t.space.Unreserve(size)
-	created := remoteobj.Created(opts)
+	defer release()
 	m := meta(opts.Importance, created, crc, true)
 	key := t.key(id)
 	if size <= t.opts.Threshold {
@@ -147,9 +139,6 @@ func (t *Tier) putMultipart(ctx context.Context, op string, id backend.ID, key s
 // Get reads the whole object into memory and checks its CRC-32C.
 func (t *Tier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 	const op = "get"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return nil, err
-	}
 	out, err := t.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &t.opts.Bucket, Key: aws.String(t.key(id))})
 	if err != nil {
 		return nil, t.wrap(ctx, op, id, err)
@@ -173,9 +162,6 @@ func (t *Tier) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
 // ObjectInfo returns the object's metadata from a HeadObject.
 func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
 	const op = "info"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return backend.ObjectInfo{}, err
-	}
 	info, _, err := t.head(ctx, op, id)
 	return info, err
 }
@@ -184,9 +170,6 @@ func (t *Tier) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInf
 // checked against the stored CRC-32C at its end.
 func (t *Tier) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
 	const op = "read"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return nil, err
-	}
 	info, hasCRC, err := t.head(ctx, op, id)
 	if err != nil {
 		return nil, err
@@ -267,14 +250,8 @@ func (r *reader) Close() error { return r.body.Close() }
 // Delete removes the object unless it is pinned.
 func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 	const op = "delete"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
-	unlock := t.lockID(id)
+	unlock := t.idLocks.Lock(id)
 	defer unlock()
-	if pins := t.space.Pins(id); pins > 0 {
-		return backend.Errorf(op, Name, id, backend.ErrPinned, "%d pins", pins)
-	}
 	info, _, err := t.head(ctx, op, id)
 	if err != nil {
 		return err
@@ -290,9 +267,6 @@ func (t *Tier) Delete(ctx context.Context, id backend.ID) error {
 // each object's metadata with concurrent HeadObjects.
 func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
 	const op = "list"
-	if err := t.begin(ctx, op, "", false); err != nil {
-		return nil, err
-	}
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = backend.DefaultListLimit
@@ -349,47 +323,16 @@ func (t *Tier) List(ctx context.Context, opts backend.ListOptions) ([]backend.Ob
 	return slices.Clip(out), nil
 }
 
-// Pin adds a pin (an in-process counter) to an existing object.
-func (t *Tier) Pin(ctx context.Context, id backend.ID) error {
-	const op = "pin"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
-	return t.idLocks.Pin(&t.space, id, func() (int64, error) {
-		info, _, err := t.head(ctx, op, id)
-		return info.Size, err
-	})
-}
-
-// Unpin takes a pin away; ErrNotPinned if there is none, ErrNotFound if the
-// object does not exist.
-func (t *Tier) Unpin(ctx context.Context, id backend.ID) error {
-	const op = "unpin"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
-	return t.idLocks.Unpin(&t.space, op, Name, id, func() error {
-		_, _, err := t.head(ctx, op, id)
-		return err
-	})
-}
-
 // Prefetch checks that the object exists: the Remote tier is the slowest
 // place, there is nowhere faster to bring it within this tier.
 func (t *Tier) Prefetch(ctx context.Context, id backend.ID) error {
 	const op = "prefetch"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return err
-	}
 	_, _, err := t.head(ctx, op, id)
 	return err
 }
 
 // Stats reports the counters; Capacity is 0 when the tier is unbounded.
 func (t *Tier) Stats(ctx context.Context) (backend.Stats, error) {
-	if err := t.begin(ctx, "stats", "", false); err != nil {
-		return backend.Stats{}, err
-	}
 	return t.space.Stats(levels.Remote), nil
 }
 

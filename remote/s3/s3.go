@@ -30,8 +30,9 @@
 //	max_backoff    longest wait between attempts (default 2s)
 //	timeout        bound on Setup's checks and on waiting for a response's headers (default 10s)
 //
-// Pins are in-process counters. Stats counts the prefix's objects at Setup and
-// then follows this process's writes and deletes.
+// Pins are in-process counters kept by the tier's wrapper (backend.Wrap).
+// Stats counts the prefix's objects at Setup and then follows this process's
+// writes and deletes.
 package s3
 
 import (
@@ -93,71 +94,37 @@ type Options struct {
 	MaxBackoff, Timeout              time.Duration
 }
 
-// ParseConfig validates cfg and returns the tier's options.
+// ParseConfig validates cfg and returns the tier's options; the error
+// lists every bad option at once.
 func ParseConfig(cfg backend.Config) (Options, error) {
-	if err := cfg.Check(Name, knownKeys...); err != nil {
-		return Options{}, err
-	}
+	r := cfg.Reader(Name, knownKeys...)
 	o := Options{
-		Endpoint:  cfg.String("endpoint", ""),
-		Region:    cfg.String("region", ""),
-		Bucket:    cfg.String("bucket", ""),
-		Prefix:    cfg.String("prefix", ""),
-		AccessKey: cfg.String("access_key", ""),
-		SecretKey: cfg.String("secret_key", ""),
+		Endpoint:  r.String("endpoint", ""),
+		Region:    r.String("region", ""),
+		Bucket:    r.String("bucket", ""),
+		Prefix:    r.String("prefix", ""),
+		AccessKey: r.String("access_key", ""),
+		SecretKey: r.String("secret_key", ""),
 	}
-	var errs []error
-	var err error
-	if o.PathStyle, err = cfg.Bool("path_style", o.Endpoint != ""); err != nil {
-		errs = append(errs, err)
-	}
-	if o.CreateBucket, err = cfg.Bool("create_bucket", false); err != nil {
-		errs = append(errs, err)
-	}
-	if o.PartSize, err = cfg.Bytes("part_size", 16<<20); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Threshold, err = cfg.Bytes("multipart_threshold", 64<<20); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Concurrency, err = cfg.Int("concurrency", 4); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Capacity, err = cfg.Bytes("capacity", 0); err != nil {
-		errs = append(errs, err)
-	}
-	if o.MaxAttempts, err = cfg.Int("max_attempts", 4); err != nil {
-		errs = append(errs, err)
-	}
-	if o.MaxBackoff, err = cfg.Duration("max_backoff", 2*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Timeout, err = cfg.Duration("timeout", 10*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return o, fmt.Errorf("%s: %w", Name, errors.Join(errs...))
-	}
-	bad := func(f string, a ...any) (Options, error) {
-		return o, fmt.Errorf("%w: %s: %s", backend.ErrInvalidArgument, Name, fmt.Sprintf(f, a...))
-	}
-	switch {
-	case o.Bucket == "":
-		return bad("option bucket is required")
-	case o.PartSize < minPartSize || o.PartSize > 5<<30:
-		return bad("part_size %d must be between 5MiB and 5GiB (S3's part limits)", o.PartSize)
-	case o.Threshold < 0 || o.Threshold > 5<<30:
-		return bad("multipart_threshold %d must be between 0 and 5GiB (S3's PutObject limit)", o.Threshold)
-	case o.Concurrency < 1 || o.Concurrency > 256:
-		return bad("concurrency %d must be between 1 and 256", o.Concurrency)
-	case o.MaxAttempts < 1 || o.MaxAttempts > 20:
-		return bad("max_attempts %d must be between 1 and 20", o.MaxAttempts)
-	case o.MaxBackoff <= 0 || o.Timeout <= 0:
-		return bad("max_backoff and timeout must be positive")
-	case (o.AccessKey == "") != (o.SecretKey == ""):
-		return bad("access_key and secret_key go together")
-	case strings.HasPrefix(o.Prefix, "/"):
-		return bad("prefix %q must not start with /", o.Prefix)
+	o.PathStyle = r.Bool("path_style", o.Endpoint != "")
+	o.CreateBucket = r.Bool("create_bucket", false)
+	o.PartSize = r.Bytes("part_size", 16<<20)
+	o.Threshold = r.Bytes("multipart_threshold", 64<<20)
+	o.Concurrency = r.Int("concurrency", 4)
+	o.Capacity = r.Bytes("capacity", 0)
+	o.MaxAttempts = r.Int("max_attempts", 4)
+	o.MaxBackoff = r.Duration("max_backoff", 2*time.Second)
+	o.Timeout = r.Duration("timeout", 10*time.Second)
+	r.Require(o.Bucket != "", "option bucket is required")
+	r.Require(o.PartSize >= minPartSize && o.PartSize <= 5<<30, "part_size %d must be between 5MiB and 5GiB (S3's part limits)", o.PartSize)
+	r.Require(o.Threshold >= 0 && o.Threshold <= 5<<30, "multipart_threshold %d must be between 0 and 5GiB (S3's PutObject limit)", o.Threshold)
+	r.Require(o.Concurrency >= 1 && o.Concurrency <= 256, "concurrency %d must be between 1 and 256", o.Concurrency)
+	r.Require(o.MaxAttempts >= 1 && o.MaxAttempts <= 20, "max_attempts %d must be between 1 and 20", o.MaxAttempts)
+	r.Require(o.MaxBackoff > 0 && o.Timeout > 0, "max_backoff and timeout must be positive")
+	r.Require((o.AccessKey == "") == (o.SecretKey == ""), "access_key and secret_key go together")
+	r.Require(!strings.HasPrefix(o.Prefix, "/"), "prefix %q must not start with /", o.Prefix)
+	if err := r.Err(); err != nil {
+		return o, err
 	}
 	if o.Region == "" {
 		o.Region = os.Getenv("AWS_REGION")
@@ -173,15 +140,17 @@ type Tier struct {
 	opts   Options
 	client *s3.Client
 
-	setUp  atomic.Bool
-	closed atomic.Bool
+	closed atomic.Bool // Teardown started: writers stop
 
-	// space counts the prefix's objects, the capacity held by writes in
-	// flight and the pins.
+	// space counts the prefix's objects and the capacity held by writes in
+	// flight.
 	space remoteobj.Space
 
-	// idLocks serialise commit, delete and pin of one ID in this process.
-	idLocks remoteobj.IDLocks
+	// idLocks serialise commit and delete of one ID in this process.
+	idLocks backend.IDLocks
+
+	// Pins are counted by the wrapper (backend.Wrap).
+	backend.PinsInWrapper
 
 	// pending are multipart uploads whose abort failed (the endpoint was
 	// down); a background loop retries them.
@@ -202,7 +171,10 @@ func New(cfg backend.Config) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity}, pending: map[string]pendingAbort{}}, nil
+	// Wrapped: the ID, context and lifecycle checks, and the pins, are
+	// backend.Wrap's.
+	return backend.Wrap(Name, &Tier{opts: o, space: remoteobj.Space{Tier: Name, Capacity: o.Capacity},
+		pending: map[string]pendingAbort{}}), nil
 }
 
 // Options returns the tier's configuration.
@@ -264,9 +236,6 @@ func (t *Tier) Setup(ctx context.Context) error {
 	if t.closed.Load() {
 		return backend.Errorf("setup", Name, "", backend.ErrClosed, "")
 	}
-	if t.setUp.Load() {
-		return nil
-	}
 	fail := func(err error, what string) error {
 		return backend.Errorf("setup", Name, "", fmt.Errorf("%w: %w", backend.ErrUnavailable, err),
 			"%s: %s", t.where(), what)
@@ -296,7 +265,6 @@ func (t *Tier) Setup(ctx context.Context) error {
 	bg, bgCancel := context.WithCancel(context.Background())
 	t.bgCancel, t.bgDone = bgCancel, make(chan struct{})
 	go t.retryAborts(bg)
-	t.setUp.Store(true)
 	return nil
 }
 
@@ -375,27 +343,6 @@ func (t *Tier) idOf(key string) (backend.ID, bool) {
 	return backend.ID(rest), true
 }
 
-func (t *Tier) lockID(id backend.ID) func() { return t.idLocks.Lock(id) }
-
-// begin checks the tier is open and set up, the ID valid and ctx live.
-func (t *Tier) begin(ctx context.Context, op string, id backend.ID, checkID bool) error {
-	if t.closed.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrClosed, "")
-	}
-	if !t.setUp.Load() {
-		return backend.Errorf(op, Name, id, backend.ErrClosed, "not set up")
-	}
-	if checkID {
-		if err := backend.CheckID(op, Name, id); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return backend.Errorf(op, Name, id, err, "")
-	}
-	return nil
-}
-
 // wrap turns an SDK error into the tier's error: ErrNotFound for 404,
 // ErrExists for a failed If-None-Match, the context's error if it ended,
 // ErrUnavailable for everything else (network, 5xx, access).
@@ -472,7 +419,6 @@ func (t *Tier) info(id backend.ID, size int64, lastModified *time.Time, m map[st
 			info.Checksum, hasCRC = uint32(c), true
 		}
 	}
-	info.Pins = t.space.Pins(id)
 	return info, hasCRC
 }
 

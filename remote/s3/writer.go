@@ -33,12 +33,6 @@ const tempDir = ".tmp/"
 // cancelled context abort the upload.
 func (t *Tier) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	const op = "write"
-	if err := t.begin(ctx, op, id, true); err != nil {
-		return nil, err
-	}
-	if err := backend.CheckSize(op, Name, id, size); err != nil {
-		return nil, err
-	}
 	// A multipart write fails early, before any byte is sent, if the ID is
 	// taken; a buffered one learns it from If-None-Match at Close.
 	if size > t.opts.Threshold {

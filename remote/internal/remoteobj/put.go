@@ -25,3 +25,19 @@ func Created(opts backend.PutOptions) time.Time {
 	}
 	return opts.Created
 }
+
+// StartPut is the start of a Put that both Remote tiers share: the data's
+// CRC-32C (checked against opts.Checksum), the capacity taken for it
+// (release gives it back, once the object is stored or not) and the
+// creation time to store.
+func (s *Space) StartPut(op string, id backend.ID, data []byte, opts backend.PutOptions) (crc uint32, created time.Time, release func(), err error) {
+	crc, err = CheckData(op, s.Tier, id, data, opts.Checksum)
+	if err != nil {
+		return 0, time.Time{}, nil, err
+	}
+	n := int64(len(data))
+	if err := s.Reserve(op, id, n); err != nil {
+		return 0, time.Time{}, nil, err
+	}
+	return crc, Created(opts), func() { s.Unreserve(n) }, nil
+}

@@ -9,7 +9,7 @@ import (
 	"distore/levels"
 )
 
-func TestSpaceReservePinStats(t *testing.T) {
+func TestSpaceReserveStats(t *testing.T) {
 	s := &Space{Tier: "x", Capacity: 100}
 	s.Added(60)
 	if err := s.Reserve("put", "a", 41); !errors.Is(err, backend.ErrFull) {
@@ -22,23 +22,35 @@ func TestSpaceReservePinStats(t *testing.T) {
 		t.Fatalf("Reserve beyond the reservations = %v, want ErrFull", err)
 	}
 	s.Unreserve(40)
-	s.Pin("a", 60)
-	s.Pin("a", 60)
-	if n := s.Pins("a"); n != 2 {
-		t.Fatalf("Pins = %d, want 2", n)
-	}
 	st := s.Stats(levels.Remote)
-	want := backend.Stats{Tier: "x", Level: levels.Remote, Capacity: 100, Used: 60, Objects: 1, Pinned: 60, PinnedObjects: 1}
-	if st.Tier != want.Tier || st.Level != want.Level || st.Capacity != want.Capacity || st.Used != want.Used ||
-		st.Objects != want.Objects || st.Pinned != want.Pinned || st.PinnedObjects != want.PinnedObjects {
+	want := backend.Stats{Tier: "x", Level: levels.Remote, Capacity: 100, Used: 60, Objects: 1}
+	if st.Tier != want.Tier || st.Level != want.Level || st.Capacity != want.Capacity || st.Used != want.Used || st.Objects != want.Objects {
 		t.Fatalf("Stats = %+v, want %+v", st, want)
 	}
-	if !s.Unpin("a") || !s.Unpin("a") || s.Unpin("a") {
-		t.Fatal("two pins should unpin twice, then not")
-	}
 	s.Removed(60)
-	if st := s.Stats(levels.Remote); st.Used != 0 || st.Objects != 0 || st.Pinned != 0 {
+	if st := s.Stats(levels.Remote); st.Used != 0 || st.Objects != 0 {
 		t.Fatalf("Stats after Removed = %+v", st)
+	}
+}
+
+func TestStartPut(t *testing.T) {
+	s := &Space{Tier: "x", Capacity: 10}
+	data := []byte("hello")
+	if _, _, _, err := s.StartPut("put", "a", data, backend.PutOptions{Checksum: backend.Checksum(data) + 1}); !errors.Is(err, backend.ErrCorrupt) {
+		t.Fatalf("StartPut with a wrong CRC = %v, want ErrCorrupt", err)
+	}
+	crc, created, release, err := s.StartPut("put", "a", data, backend.PutOptions{})
+	if err != nil || crc != backend.Checksum(data) || created.IsZero() {
+		t.Fatalf("StartPut = %08x, %v, %v", crc, created, err)
+	}
+	if _, _, _, err := s.StartPut("put", "b", make([]byte, 6), backend.PutOptions{}); !errors.Is(err, backend.ErrFull) {
+		t.Fatalf("StartPut past the reservation = %v, want ErrFull", err)
+	}
+	release()
+	if _, _, release, err := s.StartPut("put", "b", make([]byte, 10), backend.PutOptions{}); err != nil {
+		t.Fatalf("release did not give the reservation back: %v", err)
+	} else {
+		release()
 	}
 }
 
