@@ -1,6 +1,7 @@
 """Starts a real distore-server for the tests: the binary named by
 DISTORE_SERVER_BIN, or one built with `go build` into a temporary dir."""
 
+import atexit
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ def go_build(pkg, name):
     if name in _built:
         return _built[name]
     d = tempfile.mkdtemp(prefix="distore-pytest-bin-")
+    atexit.register(shutil.rmtree, d, True)  # the test run's own: nothing left in /tmp
     out = os.path.join(d, name)
     go = shutil.which("go") or "/usr/local/go/bin/go"
     subprocess.run([go, "build", "-o", out, pkg], cwd=REPO, check=True)
