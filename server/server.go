@@ -41,7 +41,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"distore/backend"
-	"distore/levels"
 	"distore/wire"
 )
 
@@ -308,8 +307,8 @@ func allowed(path string) string {
 	return ""
 }
 
-// zeroCopyGet serves memory-tier objects from Get's bytes (a benchmark
-// toggles it to compare with OpenReader).
+// zeroCopyGet lets a reader that can write itself (the memory tier's, from
+// the mapping) do so; a benchmark turns it off to compare with a buffer.
 var zeroCopyGet = true
 
 // bufPool holds the copy buffers of streamed bodies.
@@ -617,17 +616,50 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// ObjectInfo is an index lookup (no tier I/O) that picks the way to read
-	// and sizes the range; the headers sent are those of the read itself
-	// (Get's and OpenReader's Info), so they always describe the bytes sent.
-	// If the object was deleted and put again with another size in between,
-	// the range no longer fits: look again, a bounded number of times.
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		return s.getWhole(w, r, id)
+	}
+	// A range (and HEAD) is sized from the index first (ObjectInfo, no tier
+	// I/O); the headers sent are those of the read itself, so they always
+	// describe the bytes sent. If the object was deleted and put again with
+	// another size in between, the range no longer fits: look again, a
+	// bounded number of times.
 	for attempt := 0; ; attempt++ {
 		err := s.getOnce(w, r, id)
 		if !errors.Is(err, errReplaced) || attempt == 2 {
 			return err
 		}
 	}
+}
+
+// getWhole answers a GET of a whole object with one call to the store: the
+// reader's info is that of the bytes it reads, and sizes the reply. From the
+// memory tier the reader writes straight from the mapping (WriteTo).
+func (s *Server) getWhole(w http.ResponseWriter, r *http.Request, id backend.ID) error {
+	rc, err := s.ids.OpenReader(r.Context(), id, 0, -1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	info := rc.Info()
+	setInfoHeaders(w.Header(), info, info.Size)
+	w.WriteHeader(http.StatusOK)
+	return s.sendBody(w, r, id, rc, info.Size)
+}
+
+// sendBody copies n bytes of rc to the response, each write under its
+// deadline.
+func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, id backend.ID, rc io.Reader, n int64) error {
+	if !zeroCopyGet {
+		rc = struct{ io.Reader }{rc} // through the buffer (a benchmark's comparison)
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	got, err := io.CopyBuffer(&deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.ioTO}, rc, *bp)
+	if err == nil && got != n {
+		err = fmt.Errorf("object ended after %d of %d bytes", got, n)
+	}
+	return s.afterHeader(r, id, err)
 }
 
 // errReplaced: the object read is not the one whose size the range was
@@ -657,22 +689,6 @@ func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) 
 		w.WriteHeader(status)
 		return nil
 	}
-	if info.Level == levels.Memory && zeroCopyGet {
-		// The memory tier's Get is zero-copy: write straight from the arena.
-		obj, err := s.ids.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		defer obj.Close()
-		data := obj.Bytes()
-		if oi := obj.Info(); oi.Size != info.Size || int64(len(data)) != oi.Size {
-			return errReplaced
-		}
-		setInfoHeaders(h, obj.Info(), n)
-		w.WriteHeader(status)
-		_, err = s.writeBody(w, data[off:off+n])
-		return s.afterHeader(r, id, err)
-	}
 	rc, err := s.ids.OpenReader(ctx, id, off, n)
 	if err != nil {
 		if errors.Is(err, backend.ErrInvalidArgument) {
@@ -686,24 +702,12 @@ func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) 
 	}
 	setInfoHeaders(h, rc.Info(), n)
 	w.WriteHeader(status)
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	got, err := io.CopyBuffer(&deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.ioTO}, rc, *bp)
-	if err == nil && got != n {
-		err = fmt.Errorf("object ended after %d of %d bytes", got, n)
-	}
-	return s.afterHeader(r, id, err)
+	return s.sendBody(w, r, id, rc, n)
 }
 
 // writeChunk is the most written under one write deadline: a reader that
 // takes at least writeChunk per IOTimeout is served, however slow.
 const writeChunk = 1 << 20
-
-// writeBody writes data in chunks, each under its own deadline, so a client
-// that stops reading cannot hold the object past IOTimeout, at any size.
-func (s *Server) writeBody(w http.ResponseWriter, data []byte) (int, error) {
-	return (&deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.ioTO}).Write(data)
-}
 
 // deadlineWriter sets a write deadline before each chunk it writes. The
 // handler chain clears it when the connection's next request begins.

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"sync/atomic"
 	"testing"
 
 	"distore/backend"
+	"distore/client"
 	"distore/shmem"
 )
 
@@ -31,4 +35,59 @@ type failing struct {
 
 func (f failing) ObjectInfo(context.Context, backend.ID) (backend.ObjectInfo, error) {
 	return backend.ObjectInfo{}, f.err
+}
+
+func (f failing) OpenReader(context.Context, backend.ID, int64, int64) (backend.Reader, error) {
+	return nil, f.err
+}
+
+func (f failing) Get(context.Context, backend.ID) (backend.Object, error) { return nil, f.err }
+
+// reads counts the store calls a read makes.
+type reads struct {
+	backend.Backend
+	n atomic.Int32
+}
+
+func (r *reads) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	r.n.Add(1)
+	return r.Backend.ObjectInfo(ctx, id)
+}
+
+func (r *reads) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
+	r.n.Add(1)
+	return r.Backend.Get(ctx, id)
+}
+
+func (r *reads) OpenReader(ctx context.Context, id backend.ID, off, n int64) (backend.Reader, error) {
+	r.n.Add(1)
+	return r.Backend.OpenReader(ctx, id, off, n)
+}
+
+// A GET of a whole object is one call to the store, and its headers are the
+// read's own info.
+func TestGetIsOneCall(t *testing.T) {
+	ctx := context.Background()
+	b := &reads{Backend: newMemory(t, 8<<20)}
+	data := randBytes(300 << 10)
+	if _, err := b.Put(ctx, "one", data, backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, c := start(t, b)
+	b.n.Store(0)
+	r, err := c.GetReader(ctx, "one", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: %d bytes, %v", len(got), err)
+	}
+	if info := r.(*client.Reader).Info(); info.Checksum != backend.Checksum(data) || info.Size != int64(len(data)) {
+		t.Fatalf("get headers: %+v", info)
+	}
+	if n := b.n.Load(); n != 1 {
+		t.Fatalf("a whole-object GET made %d store calls, want 1", n)
+	}
 }

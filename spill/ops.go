@@ -1,6 +1,7 @@
 package spill
 
 import (
+	"io"
 	"context"
 	"errors"
 
@@ -145,6 +146,9 @@ func (s *Stack) openReader(ctx context.Context, id backend.ID, offset, length in
 		// As Get: size and checksum are those of the bytes the tier reads.
 		ri := r.Info()
 		info.Size, info.Checksum = ri.Size, ri.Checksum
+		if _, ok := r.(io.WriterTo); ok {
+			return &writerToReader{reader{Reader: r, info: info}}, nil
+		}
 		return &reader{Reader: r, info: info}, nil
 	}
 }
@@ -156,6 +160,12 @@ type reader struct {
 }
 
 func (r *reader) Info() backend.ObjectInfo { return r.info }
+
+// writerToReader keeps the tier reader's WriteTo (the memory tier's writes
+// straight from the mapping: io.Copy then copies nothing).
+type writerToReader struct{ reader }
+
+func (r *writerToReader) WriteTo(w io.Writer) (int64, error) { return r.Reader.(io.WriterTo).WriteTo(w) }
 
 // objectInfo returns the object's metadata from the index (no tier I/O).
 func (s *Stack) objectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
