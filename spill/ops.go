@@ -1,9 +1,9 @@
 package spill
 
 import (
-	"io"
 	"context"
 	"errors"
+	"io"
 
 	"distore/backend"
 )
@@ -165,7 +165,9 @@ func (r *reader) Info() backend.ObjectInfo { return r.info }
 // straight from the mapping: io.Copy then copies nothing).
 type writerToReader struct{ reader }
 
-func (r *writerToReader) WriteTo(w io.Writer) (int64, error) { return r.Reader.(io.WriterTo).WriteTo(w) }
+func (r *writerToReader) WriteTo(w io.Writer) (int64, error) {
+	return r.Reader.(io.WriterTo).WriteTo(w)
+}
 
 // objectInfo returns the object's metadata from the index (no tier I/O).
 func (s *Stack) objectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
