@@ -64,8 +64,9 @@ go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp
 
 if [ -d python ]; then
 	log "python client tests"
-	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel' 2>/dev/null; then
-		apt-get install -y -q python3-venv python3-setuptools python3-wheel >/dev/null
+	# numpy (Debian's) so that the numpy.frombuffer test runs too.
+	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; then
+		apt-get install -y -q python3-venv python3-setuptools python3-wheel python3-numpy >/dev/null
 	fi
 	rm -rf .tmp/venv
 	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
