@@ -51,7 +51,9 @@ func config(t testing.TB, extra ...string) backend.Config {
 
 // open sets up a tier on a fresh namespace and removes its RADOS objects at
 // the end, through a connection of its own (the suite tears the tier down).
-func open(t testing.TB, cfg backend.Config) *ceph.Tier {
+// open returns the tier as users get it: wrapped (backend.Wrap checks the
+// contract and counts the pins); raw reaches the *ceph.Tier under it.
+func open(t testing.TB, cfg backend.Config) backend.Backend {
 	t.Helper()
 	b, err := backend.Open(context.Background(), "ceph", cfg)
 	if err != nil {
@@ -69,13 +71,15 @@ func open(t testing.TB, cfg backend.Config) *ceph.Tier {
 		}
 		_ = c.Teardown(context.Background())
 	})
-	return backend.Unwrap(b).(*ceph.Tier)
+	return b
 }
+
+func raw(b backend.Backend) *ceph.Tier { return backend.Unwrap(b).(*ceph.Tier) }
 
 // rawNames lists every RADOS object in the tier's namespace, stripes too.
 func rawNames(t testing.TB, tier *ceph.Tier) []string {
 	var names []string
-	if err := tier.IOContext().ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
+	if err := raw(tier).IOContext().ListObjects(func(oid string) { names = append(names, oid) }); err != nil {
 		t.Fatalf("ListObjects: %v", err)
 	}
 	slices.Sort(names)
@@ -124,7 +128,7 @@ func TestStriping(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	names := rawNames(t, tier)
+	names := rawNames(t, raw(tier))
 	var manifests, stripes int
 	for _, n := range names {
 		switch {
@@ -154,7 +158,7 @@ func TestStriping(t *testing.T) {
 			stripe0 = n
 		}
 	}
-	if err := tier.IOContext().Delete(stripe0); err != nil {
+	if err := raw(tier).IOContext().Delete(stripe0); err != nil {
 		t.Fatal(err)
 	}
 	r, err := tier.OpenReader(ctx, "put", 2<<20+10, 1000)
@@ -182,7 +186,7 @@ func TestStriping(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if left := rawNames(t, tier); len(left) != 0 {
+	if left := rawNames(t, raw(tier)); len(left) != 0 {
 		t.Fatalf("RADOS objects left after Delete: %v", left)
 	}
 }
@@ -194,7 +198,7 @@ func TestWriterCleanup(t *testing.T) {
 	data := pattern(3 << 20)
 	remotetest.RunFailedWrites(t, tier, remotetest.FailedWrites{
 		Data: data, AbortAt: 2<<20 + 7, CancelAt: 1<<20 + 3, CancelErr: context.Canceled,
-		IDPrefix: "w-", Left: func(t *testing.T) []string { return rawNames(t, tier) },
+		IDPrefix: "w-", Left: func(t *testing.T) []string { return rawNames(t, raw(tier)) },
 	})
 	// A second writer of a published ID fails at Close and removes its stripes.
 	if _, err := tier.Put(ctx, "taken", data[:10], backend.PutOptions{}); err != nil {
@@ -213,7 +217,7 @@ func TestWriterCleanup(t *testing.T) {
 	if err := w1.Close(); !errors.Is(err, backend.ErrExists) {
 		t.Fatalf("Close of a writer whose ID was taken meanwhile = %v, want ErrExists", err)
 	}
-	if left := rawNames(t, tier); !slices.Equal(left, []string{"late", "taken"}) {
+	if left := rawNames(t, raw(tier)); !slices.Equal(left, []string{"late", "taken"}) {
 		t.Fatalf("RADOS objects = %v, want only late and taken", left)
 	}
 }
@@ -231,9 +235,9 @@ func TestCorruptDetected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, n := range rawNames(t, tier) {
+	for _, n := range rawNames(t, raw(tier)) {
 		if n == "small" || strings.HasPrefix(n, ".d.big.") && strings.HasSuffix(n, ".1") {
-			if err := tier.IOContext().Write(n, []byte{0xff}, 1234); err != nil {
+			if err := raw(tier).IOContext().Write(n, []byte{0xff}, 1234); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -59,17 +59,20 @@ func config(t testing.TB, extra ...string) backend.Config {
 }
 
 // open sets up a tier and removes its objects (and uploads) at the end.
-func open(t testing.TB, cfg backend.Config) *s3.Tier {
+// open returns the tier as users get it: wrapped (backend.Wrap checks the
+// contract and counts the pins); raw reaches the *s3.Tier under it.
+func open(t testing.TB, cfg backend.Config) backend.Backend {
 	t.Helper()
 	b, err := backend.Open(context.Background(), "s3", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tier := backend.Unwrap(b).(*s3.Tier)
-	client, prefix := tier.Client(), cfg["prefix"]
+	client, prefix := raw(b).Client(), cfg["prefix"]
 	t.Cleanup(func() { cleanPrefix(t, client, cfg["bucket"], prefix) })
-	return tier
+	return b
 }
+
+func raw(b backend.Backend) *s3.Tier { return backend.Unwrap(b).(*s3.Tier) }
 
 func cleanPrefix(t testing.TB, c *awss3.Client, bucket, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -171,11 +174,11 @@ func TestCorruptDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := cfg["prefix"] + "obj"
-	head, err := tier.Client().HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(cfg["bucket"]), Key: &key})
+	head, err := raw(tier).Client().HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(cfg["bucket"]), Key: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tier.Client().PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(cfg["bucket"]), Key: &key,
+	if _, err := raw(tier).Client().PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(cfg["bucket"]), Key: &key,
 		Body: strings.NewReader("hello wOrld"), Metadata: head.Metadata}); err != nil {
 		t.Fatal(err)
 	}
@@ -200,13 +203,13 @@ func TestMultipartAbortLeavesNothing(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB: 4 parts of 5 MiB
 	remotetest.RunFailedWrites(t, tier, remotetest.FailedWrites{
 		Data: data, AbortAt: 12 << 20, CancelAt: 11 << 20,
-		IDPrefix: "mp-", Left: func(t *testing.T) []string { return uploads(t, tier.Client(), cfg["bucket"], cfg["prefix"]) },
+		IDPrefix: "mp-", Left: func(t *testing.T) []string { return uploads(t, raw(tier).Client(), cfg["bucket"], cfg["prefix"]) },
 	})
 	// And a streamed write that succeeds leaves no temporary object.
 	if err := writeAll(ctx, tier, "mp-ok", bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
-	out, err := tier.Client().ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(cfg["bucket"]), Prefix: aws.String(cfg["prefix"])})
+	out, err := raw(tier).Client().ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(cfg["bucket"]), Prefix: aws.String(cfg["prefix"])})
 	if err != nil || len(out.Contents) != 1 || aws.ToString(out.Contents[0].Key) != cfg["prefix"]+"mp-ok" {
 		t.Fatalf("objects under the prefix after one streamed write: %v, %v", out.Contents, err)
 	}
@@ -331,7 +334,7 @@ func TestRadosgwRestartMidWrite(t *testing.T) {
 		t.Errorf("the write took %v to fail after radosgw was told to stop", sinceStop)
 	}
 	t.Logf("write failed %v after it started, %v after radosgw was told to stop: %v", failedAfter, sinceStop, werr)
-	t.Logf("aborts pending while radosgw is down: %d", tier.PendingAborts())
+	t.Logf("aborts pending while radosgw is down: %d", raw(tier).PendingAborts())
 
 	rs := time.Now()
 	restart()
@@ -353,12 +356,12 @@ func TestRadosgwRestartMidWrite(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		left := uploads(t, tier.Client(), cfg["bucket"], cfg["prefix"])
-		if len(left) == 0 && tier.PendingAborts() == 0 {
+		left := uploads(t, raw(tier).Client(), cfg["bucket"], cfg["prefix"])
+		if len(left) == 0 && raw(tier).PendingAborts() == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("multipart uploads left 30 s after radosgw came back: %v (pending %d)", left, tier.PendingAborts())
+			t.Fatalf("multipart uploads left 30 s after radosgw came back: %v (pending %d)", left, raw(tier).PendingAborts())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
