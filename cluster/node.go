@@ -52,6 +52,7 @@ type Options struct {
 // Node is a cluster member's backend. It is safe for concurrent use.
 type Node struct {
 	local      backend.Backend
+	stack      backend.Backend // local's trusted view: for IDs validated already
 	tr         *tracker.Tracker
 	self       string
 	peers      *peers
@@ -77,7 +78,7 @@ func New(opts Options) (*Node, error) {
 	if opts.Local == nil || opts.Tracker == nil {
 		return nil, errors.New("cluster: Local and Tracker are required")
 	}
-	n := &Node{local: opts.Local, tr: opts.Tracker, self: opts.Tracker.Self().ID, peers: newPeers(opts.HTTPClient, opts.Token),
+	n := &Node{local: opts.Local, stack: backend.Trusted(opts.Local), tr: opts.Tracker, self: opts.Tracker.Self().ID, peers: newPeers(opts.HTTPClient, opts.Token),
 		dir: newDirectory(), log: opts.Logger, spoolDir: opts.SpoolDir, maxHolders: opts.MaxHolders,
 		transfers: map[backend.ID]*transfer{}, located: map[backend.ID]located{}, lastView: map[string]int64{}, spreads: map[backend.ID]*Spread{},
 		stop: make(chan struct{}), done: make(chan struct{})}
@@ -183,34 +184,24 @@ func (n *Node) dropHolder(ctx context.Context, id backend.ID, node string) {
 	}
 }
 
-// Put stores data locally after the ID's home accepted it as new in the
-// cluster (ErrExists otherwise, naming where it is).
-func (n *Node) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
-	if err := backend.CheckID("put", "cluster", id); err != nil {
-		return backend.ObjectInfo{}, err
-	}
+func (n *Node) put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	if err := n.claim(ctx, id, int64(len(data)), backend.Checksum(data)); err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	info, err := n.local.Put(ctx, id, data, opts)
+	info, err := n.stack.Put(ctx, id, data, opts)
 	if err != nil && !errors.Is(err, backend.ErrExists) {
 		n.unclaim(id)
 	}
 	return info, err
 }
 
-// OpenWriter claims the ID with its home, then writes locally; a write that
-// is aborted or fails gives the claim back.
-func (n *Node) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
-	if err := backend.CheckID("write", "cluster", id); err != nil {
-		return nil, err
-	}
+func (n *Node) openWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
 	// The checksum is unknown before the bytes: the claim records 0 and the
 	// holder's announcements carry the real one.
 	if err := n.claim(ctx, id, size, opts.Checksum); err != nil {
 		return nil, err
 	}
-	w, err := n.local.OpenWriter(ctx, id, size, opts)
+	w, err := n.stack.OpenWriter(ctx, id, size, opts)
 	if err != nil {
 		if !errors.Is(err, backend.ErrExists) {
 			n.unclaim(id)
@@ -235,7 +226,7 @@ func (w *claimedWriter) Close() error {
 			return
 		}
 		// Record the real checksum with the home.
-		if info, ierr := w.n.local.ObjectInfo(context.Background(), w.id); ierr == nil {
+		if info, ierr := w.n.stack.ObjectInfo(context.Background(), w.id); ierr == nil {
 			w.n.announce(context.Background(), []entry{{ID: w.id, Size: info.Size, Checksum: info.Checksum}})
 		}
 	})
@@ -248,33 +239,30 @@ func (w *claimedWriter) Abort() error {
 	return err
 }
 
-// Get returns the local copy, fetching it from a holder first if there is none.
-func (n *Node) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
-	obj, err := n.local.Get(ctx, id)
+func (n *Node) get(ctx context.Context, id backend.ID) (backend.Object, error) {
+	obj, err := n.stack.Get(ctx, id)
 	if !errors.Is(err, backend.ErrNotFound) {
 		return obj, err
 	}
 	if err := n.fetch(ctx, id); err != nil {
 		return nil, err
 	}
-	return n.local.Get(ctx, id)
+	return n.stack.Get(ctx, id)
 }
 
-// Prefetch makes the object local (fetching it), then ready in the fastest tier.
-func (n *Node) Prefetch(ctx context.Context, id backend.ID) error {
-	err := n.local.Prefetch(ctx, id)
+func (n *Node) prefetch(ctx context.Context, id backend.ID) error {
+	err := n.stack.Prefetch(ctx, id)
 	if !errors.Is(err, backend.ErrNotFound) {
 		return err
 	}
 	if err := n.fetch(ctx, id); err != nil {
 		return err
 	}
-	return n.local.Prefetch(ctx, id)
+	return n.stack.Prefetch(ctx, id)
 }
 
-// OpenReader reads the local copy, or the object as it arrives from a holder.
-func (n *Node) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
-	rc, err := n.local.OpenReader(ctx, id, offset, length)
+func (n *Node) openReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
+	rc, err := n.stack.OpenReader(ctx, id, offset, length)
 	if !errors.Is(err, backend.ErrNotFound) {
 		return rc, err
 	}
@@ -287,9 +275,8 @@ func (n *Node) OpenReader(ctx context.Context, id backend.ID, offset, length int
 	return r, err
 }
 
-// ObjectInfo is the local copy's info, or a holder's.
-func (n *Node) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
-	info, err := n.local.ObjectInfo(ctx, id)
+func (n *Node) objectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	info, err := n.stack.ObjectInfo(ctx, id)
 	if !errors.Is(err, backend.ErrNotFound) {
 		return info, err
 	}
@@ -405,9 +392,6 @@ func (n *Node) recall(id backend.ID) []string {
 // locate returns the holders of id other than this node: one round trip to
 // its home; while membership is converging, also every member that has it.
 func (n *Node) locate(ctx context.Context, id backend.ID) ([]string, error) {
-	if err := backend.CheckID("locate", "cluster", id); err != nil {
-		return nil, err
-	}
 	h, err := n.homeOf(id)
 	if err != nil {
 		return nil, err
@@ -479,14 +463,8 @@ func (n *Node) afterCopy(id backend.ID, info backend.ObjectInfo) {
 	n.announce(context.Background(), []entry{{ID: id, Size: info.Size, Checksum: info.Checksum}})
 }
 
-// Delete removes every copy in the cluster. If a copy is pinned anywhere
-// nothing is deleted: ErrPinned naming the node (a pin that lands between
-// the check and the delete leaves that one copy, and says so).
-func (n *Node) Delete(ctx context.Context, id backend.ID) error {
-	if err := backend.CheckID("delete", "cluster", id); err != nil {
-		return err
-	}
-	info, lerr := n.local.ObjectInfo(ctx, id)
+func (n *Node) delete(ctx context.Context, id backend.ID) error {
+	info, lerr := n.stack.ObjectInfo(ctx, id)
 	if lerr != nil && !errors.Is(lerr, backend.ErrNotFound) {
 		return lerr
 	}
@@ -500,7 +478,7 @@ func (n *Node) Delete(ctx context.Context, id backend.ID) error {
 		// Only here: the home forgot or never heard; delete this copy.
 	case lerr == nil:
 		// The home cannot be reached: delete this copy, and say others may remain.
-		if derr := n.local.Delete(ctx, id); derr != nil {
+		if derr := n.stack.Delete(ctx, id); derr != nil {
 			return derr
 		}
 		return backend.Errorf("delete", "cluster", id, backend.ErrUnavailable, "deleted on %s; other copies may remain: %v", n.self, err)
@@ -532,7 +510,7 @@ func (n *Node) Delete(ctx context.Context, id backend.ID) error {
 		}
 	}
 	if lerr == nil {
-		if err := n.local.Delete(ctx, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		if err := n.stack.Delete(ctx, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return err
 		}
 	}
@@ -555,25 +533,137 @@ func (n *Node) forget(ctx context.Context, id backend.ID) {
 	n.peers.call(ctx, "delete", h.ID, h.Addr, http.MethodPost, "forget", id, dropReq{ID: id}, nil)
 }
 
-// Pin pins the local copy, fetching one first if there is none.
-func (n *Node) Pin(ctx context.Context, id backend.ID) error {
-	err := n.local.Pin(ctx, id)
+func (n *Node) pin(ctx context.Context, id backend.ID) error {
+	err := n.stack.Pin(ctx, id)
 	if !errors.Is(err, backend.ErrNotFound) {
 		return err
 	}
 	if err := n.fetch(ctx, id); err != nil {
 		return err
 	}
-	return n.local.Pin(ctx, id)
+	return n.stack.Pin(ctx, id)
 }
 
-// Unpin unpins the local copy.
-func (n *Node) Unpin(ctx context.Context, id backend.ID) error { return n.local.Unpin(ctx, id) }
+func (n *Node) unpin(ctx context.Context, id backend.ID) error { return n.stack.Unpin(ctx, id) }
 
 // List lists this node's own objects.
 func (n *Node) List(ctx context.Context, opts backend.ListOptions) ([]backend.ObjectInfo, error) {
-	return n.local.List(ctx, opts)
+	return n.stack.List(ctx, opts)
 }
 
 // Stats are this node's own.
 func (n *Node) Stats(ctx context.Context) (backend.Stats, error) { return n.local.Stats(ctx) }
+
+// The Backend methods validate the ID once, then do the work on the stack's
+// trusted view (it does not validate again). TrustedIDs is the view of a
+// caller that validated already (the server, from the request path).
+
+// Put stores data locally after the ID's home accepted it as new in the
+// cluster (ErrExists otherwise, naming where it is).
+func (n *Node) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	if err := backend.CheckID("put", "cluster", id); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return n.put(ctx, id, data, opts)
+}
+
+// OpenWriter claims the ID with its home, then writes locally; a write that
+// is aborted or fails gives the claim back.
+func (n *Node) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
+	if err := backend.CheckID("write", "cluster", id); err != nil {
+		return nil, err
+	}
+	return n.openWriter(ctx, id, size, opts)
+}
+
+// Get returns the local copy, fetching it from a holder first if there is none.
+func (n *Node) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
+	if err := backend.CheckID("get", "cluster", id); err != nil {
+		return nil, err
+	}
+	return n.get(ctx, id)
+}
+
+// Prefetch makes the object local (fetching it), then ready in the fastest tier.
+func (n *Node) Prefetch(ctx context.Context, id backend.ID) error {
+	if err := backend.CheckID("prefetch", "cluster", id); err != nil {
+		return err
+	}
+	return n.prefetch(ctx, id)
+}
+
+// OpenReader reads the local copy, or the object as it arrives from a holder.
+func (n *Node) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
+	if err := backend.CheckID("read", "cluster", id); err != nil {
+		return nil, err
+	}
+	return n.openReader(ctx, id, offset, length)
+}
+
+// ObjectInfo is the local copy's info, or a holder's.
+func (n *Node) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	if err := backend.CheckID("info", "cluster", id); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return n.objectInfo(ctx, id)
+}
+
+// Delete removes every copy in the cluster. If a copy is pinned anywhere
+// nothing is deleted: ErrPinned naming the node (a pin that lands between
+// the check and the delete leaves that one copy, and says so).
+func (n *Node) Delete(ctx context.Context, id backend.ID) error {
+	if err := backend.CheckID("delete", "cluster", id); err != nil {
+		return err
+	}
+	return n.delete(ctx, id)
+}
+
+// Pin pins the local copy, fetching one first if there is none.
+func (n *Node) Pin(ctx context.Context, id backend.ID) error {
+	if err := backend.CheckID("pin", "cluster", id); err != nil {
+		return err
+	}
+	return n.pin(ctx, id)
+}
+
+// Unpin unpins the local copy.
+func (n *Node) Unpin(ctx context.Context, id backend.ID) error {
+	if err := backend.CheckID("unpin", "cluster", id); err != nil {
+		return err
+	}
+	return n.unpin(ctx, id)
+}
+
+// trustedNode is the Node for callers that validated the ID already.
+type trustedNode struct{ *Node }
+
+// TrustedIDs returns the Node's view that does not validate IDs again.
+func (n *Node) TrustedIDs() backend.Backend { return trustedNode{n} }
+
+func (t trustedNode) Put(ctx context.Context, id backend.ID, data []byte, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	return t.put(ctx, id, data, opts)
+}
+
+func (t trustedNode) OpenWriter(ctx context.Context, id backend.ID, size int64, opts backend.PutOptions) (backend.Writer, error) {
+	return t.openWriter(ctx, id, size, opts)
+}
+
+func (t trustedNode) Get(ctx context.Context, id backend.ID) (backend.Object, error) {
+	return t.get(ctx, id)
+}
+
+func (t trustedNode) Prefetch(ctx context.Context, id backend.ID) error { return t.prefetch(ctx, id) }
+
+func (t trustedNode) OpenReader(ctx context.Context, id backend.ID, offset, length int64) (backend.Reader, error) {
+	return t.openReader(ctx, id, offset, length)
+}
+
+func (t trustedNode) ObjectInfo(ctx context.Context, id backend.ID) (backend.ObjectInfo, error) {
+	return t.objectInfo(ctx, id)
+}
+
+func (t trustedNode) Delete(ctx context.Context, id backend.ID) error { return t.delete(ctx, id) }
+
+func (t trustedNode) Pin(ctx context.Context, id backend.ID) error { return t.pin(ctx, id) }
+
+func (t trustedNode) Unpin(ctx context.Context, id backend.ID) error { return t.unpin(ctx, id) }
