@@ -122,6 +122,23 @@ func runServerBench(ctx context.Context, r *report) error {
 		tr := client.NewTransport()
 		tr.TLSClientConfig = clientTLS
 		ways = append(ways, &plainWay{url: url, srv: plain, hc: &http.Client{Transport: tr}, tls: useTLS})
+		if !useTLS {
+			// The same handler keeping each object's bytes in memory of its
+			// own (a slab touched once, as the memory tier's arena is), and
+			// serving them back: what any store must do at the least. The
+			// handler above serves one hot buffer for every key, which stays
+			// in the CPU's cache where a store's objects cannot.
+			kept := &plainHTTP{slab: make([]byte, srvBytes+srvBytes/4)}
+			for i := range kept.slab {
+				kept.slab[i] = byte(i)
+			}
+			url, stopKept, err := srvListen(kept, nil)
+			if err != nil {
+				return err
+			}
+			defer stopKept()
+			ways = append(ways, &plainWay{url: url, srv: kept, hc: &http.Client{Transport: client.NewTransport()}, kept: true})
+		}
 	}
 	redisAddr, redisPid, stopRedis, rerr := startRedis(ctx)
 	if rerr == nil {
@@ -177,6 +194,7 @@ func runServerBench(ctx context.Context, r *report) error {
 	}
 
 	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http",
+		"net/http kept GB/s", "vs net/http kept",
 		"distore TLS GB/s", "net/http TLS GB/s", "TLS vs net/http TLS", "redis GB/s", "vs redis")
 	for _, size := range srvSizes {
 		for _, op := range []string{"put", "get"} {
@@ -186,23 +204,26 @@ func runServerBench(ctx context.Context, r *report) error {
 			if rerr == nil {
 				rdCell, vsRedis = fmt.Sprintf("%.3g", rd[1]), fmt.Sprintf("%.2f", ratio(ds[0], rd[0]))
 			}
+			pk := get("net/http-kept")
 			r.row(sizeName(size), op, srvClientsFor(size), fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1],
-				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), dt[1], pt[1], fmt.Sprintf("%.2f", ratio(dt[0], pt[0])), rdCell, vsRedis)
+				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), pk[1], fmt.Sprintf("%.2f", ratio(ds[0], pk[0])),
+				dt[1], pt[1], fmt.Sprintf("%.2f", ratio(dt[0], pt[0])), rdCell, vsRedis)
 		}
 	}
 	small := srvSizes[0]
-	r.table("size", "op", "CPU µs/op:", "distore", "net/http", "distore TLS", "net/http TLS", "redis")
+	r.table("size", "op", "CPU µs/op:", "distore", "net/http", "net/http kept", "distore TLS", "net/http TLS", "redis")
 	for _, op := range []string{"put", "get"} {
 		c := func(way string) string { return fmt.Sprintf("%.1f", cpus[key{way, op, small}]) }
 		redis := "-"
 		if rerr == nil {
 			redis = c("redis")
 		}
-		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("distore-tls"), c("net/http-tls"), redis)
+		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("net/http-kept"), c("distore-tls"), c("net/http-tls"), redis)
 	}
 	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
 	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
-	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP store")
+	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP server; one hot buffer serves every key")
+	r.note("net/http kept: the same handler keeping each object's bytes in a slab of its own and serving them back — the ceiling of any HTTP store (its bytes leave the CPU's cache as a store's do)")
 	r.note("TLS: the same, over TLS 1.3 with a self-signed P-256 certificate")
 	if rerr != nil {
 		r.note("redis: not run: %v", rerr)
@@ -410,17 +431,25 @@ func (d *distoreWay) cleanup(ctx context.Context) error {
 }
 
 // plainHTTP is the ceiling: PUT reads the body into a buffer and keeps only
-// its size; GET writes a buffer of that size.
+// its size; GET writes a buffer of that size. With a slab, PUT reads the body
+// into the slab's next bytes and GET writes those (each key its own bytes).
 type plainHTTP struct {
 	mu    sync.Mutex
 	sizes map[string]int64
 	buf   []byte
+	slab  []byte
+	next  int64
+	at    map[string]int64 // key -> offset in slab
 }
 
 var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (p *plainHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Path
+	if p.slab != nil {
+		p.serveKept(w, r, key)
+		return
+	}
 	switch r.Method {
 	case http.MethodPut:
 		bp := plainBufs.Get().(*[]byte)
@@ -460,14 +489,56 @@ func (p *plainHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (p *plainHTTP) serveKept(w http.ResponseWriter, r *http.Request, key string) {
+	n := r.ContentLength
+	switch r.Method {
+	case http.MethodPut:
+		p.mu.Lock()
+		off := p.next
+		if off+n > int64(len(p.slab)) {
+			p.mu.Unlock()
+			http.Error(w, "slab full", http.StatusInsufficientStorage)
+			return
+		}
+		p.next += n
+		if p.at == nil {
+			p.at, p.sizes = map[string]int64{}, map[string]int64{}
+		}
+		p.mu.Unlock()
+		if _, err := io.ReadFull(r.Body, p.slab[off:off+n]); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		p.mu.Lock()
+		p.at[key], p.sizes[key] = off, n
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	case http.MethodGet:
+		p.mu.Lock()
+		off, ok := p.at[key]
+		n := p.sizes[key]
+		p.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.Write(p.slab[off : off+n])
+	}
+}
+
 type plainWay struct {
-	url string
-	srv *plainHTTP
-	hc  *http.Client
-	tls bool
+	url  string
+	srv  *plainHTTP
+	hc   *http.Client
+	tls  bool
+	kept bool // srv keeps each object's bytes (a slab)
 }
 
 func (p *plainWay) name() string {
+	if p.kept {
+		return "net/http-kept"
+	}
 	if p.tls {
 		return "net/http-tls"
 	}
@@ -476,7 +547,7 @@ func (p *plainWay) name() string {
 func (p *plainWay) close() { p.hc.CloseIdleConnections() }
 func (p *plainWay) cleanup(context.Context) error {
 	p.srv.mu.Lock()
-	p.srv.sizes = nil
+	p.srv.sizes, p.srv.at, p.srv.next = nil, nil, 0
 	p.srv.mu.Unlock()
 	return nil
 }
