@@ -11,7 +11,6 @@ package main
 // store-and-forward spread.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -451,16 +450,8 @@ func snapCPU(pids []int) cpuSnap {
 
 // procSysCPU is the system (kernel) CPU seconds of process pid so far.
 func procSysCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return st / 100 // USER_HZ
+	_, sys := procTicks(pid)
+	return float64(sys) / 100 // USER_HZ
 }
 
 func waitSpread(ctx context.Context, c *client.Client, id backend.ID) (client.Spread, error) {

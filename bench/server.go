@@ -308,19 +308,25 @@ func selfCPU() time.Duration {
 
 // procCPU returns the CPU time of process pid so far, from /proc.
 func procCPU(pid int) time.Duration {
-	// /proc/PID/stat: utime and stime are the 14th and 15th fields, in
-	// clock ticks (USER_HZ, 100 on Linux), after the parenthesized name.
+	user, sys := procTicks(pid)
+	return time.Duration(user+sys) * 10 * time.Millisecond
+}
+
+// procTicks returns the user and system CPU of process pid so far, in clock
+// ticks (USER_HZ, 100 on Linux): /proc/PID/stat's 14th and 15th fields,
+// after the parenthesized name. Zeros if it cannot be read.
+func procTicks(pid int) (user, sys int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond
+	user, _ = strconv.ParseInt(f[11], 10, 64)
+	sys, _ = strconv.ParseInt(f[12], 10, 64)
+	return user, sys
 }
 
 // phaseStart starts timing a phase; the func it returns ends it.

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -15,6 +16,17 @@ import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _built = {}
+
+
+def import_distore():
+    """The distore package: the installed one (pip install ./python), else
+    the source tree's."""
+    try:
+        import distore
+    except ImportError:  # run from the source tree
+        sys.path.insert(0, os.path.join(REPO, "python"))
+        import distore
+    return distore
 
 
 def go_build(pkg, name):

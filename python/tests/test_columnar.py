@@ -14,11 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverproc  # noqa: E402
 
-try:
-    import distore  # noqa: E402
-except ImportError:  # run from the source tree
-    sys.path.insert(0, os.path.join(serverproc.REPO, "python"))
-    import distore  # noqa: E402
+distore = serverproc.import_distore()
 
 try:
     import pyarrow
