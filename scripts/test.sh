@@ -29,12 +29,14 @@ export TMPDIR="$scratch"
 log "static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
-go build -o "$root/.tmp/bin/" ./scripts/testsummary ./cmd/distore-server ./cmd/distore
-
-# The container tests' static server, built while Ceph starts (the tests
-# run the same command, then a cache hit).
+# Built in the background while Ceph installs and starts: the container
+# tests' static server (the tests run the same command: a cache hit), and the
+# binaries the tests start, with -race, so that their packages are compiled
+# once for the binaries, go vet and go test alike.
 (CGO_ENABLED=0 go build -tags nogpu -trimpath -o deploy/build/distore-server ./cmd/distore-server) &
 static_build=$!
+go build -race -o "$root/.tmp/bin/" ./scripts/testsummary ./cmd/distore-server ./cmd/distore &
+race_build=$!
 
 cluster="$root/.tmp/ceph"
 stop_cluster() { [ -x scripts/ceph-down.sh ] && scripts/ceph-down.sh "$cluster" >/dev/null 2>&1 || true; }
@@ -50,9 +52,10 @@ else
 	ceph_tags=""
 fi
 
-wait "$static_build" || { echo "static build of distore-server failed"; exit 1; }
+wait "$race_build" || { echo "build of the test binaries failed"; exit 1; }
 log "go vet $ceph_tags"
-go vet $ceph_tags ./...
+go vet -race $ceph_tags ./...
+wait "$static_build" || { echo "static build of distore-server failed"; exit 1; }
 
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
