@@ -61,11 +61,9 @@ pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 log "go test -race ${pkgs[*]}"
 status=0
-# -p 3 on two cores: many packages spend much of their time waiting (etcd
-# outages, server processes, crash rounds), so a third keeps the CPUs busy;
-# the packages' own big tests are sized for this machine.
+# -p 2: two cores; the packages' own big tests are sized for this machine.
 # -json feeds the summary; it prints package results and failed tests' output.
-go test -json -race -p 3 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
+go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
 
 if [ -d python ]; then
 	log "python client tests"
