@@ -63,6 +63,33 @@ func parseRange(h string, size int64) (off, n int64, partial bool, err error) {
 	return start, end - start + 1, true, nil
 }
 
+// rangeStart reads a Range header of the forms that can be served without
+// knowing the object's size: "bytes=a-b" (n = b-a+1) and "bytes=a-" (n =
+// -1, to the end). ok is false for anything else (suffix ranges, several
+// ranges, malformed ones): parseRange, with the size, answers those.
+func rangeStart(h string) (start, n int64, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found || first == "" {
+		return 0, 0, false
+	}
+	start, err := parseNonNeg(first)
+	if err != nil {
+		return 0, 0, false
+	}
+	if last == "" {
+		return start, -1, true
+	}
+	end, err := parseNonNeg(last)
+	if err != nil || end < start || end-start == 1<<63-1 {
+		return 0, 0, false
+	}
+	return start, end - start + 1, true
+}
+
 // parseNonNeg parses a decimal number of digits only (no sign, no spaces).
 func parseNonNeg(s string) (int64, error) {
 	if s == "" || strings.TrimLeft(s, "0123456789") != "" {

@@ -616,11 +616,19 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		return s.getWhole(w, r, id)
+	if r.Method == http.MethodGet {
+		h := r.Header.Get("Range")
+		if h == "" {
+			return s.getWhole(w, r, id)
+		}
+		if start, n, ok := rangeStart(h); ok {
+			if served, err := s.getRange(w, r, id, start, n); served {
+				return err
+			}
+		}
 	}
-	// A range (and HEAD) is sized from the index first (ObjectInfo, no tier
-	// I/O); the headers sent are those of the read itself, so they always
+	// Other ranges (and HEAD) are sized from the index first (ObjectInfo, no
+	// tier I/O); the headers sent are those of the read itself, so they always
 	// describe the bytes sent. If the object was deleted and put again with
 	// another size in between, the range no longer fits: look again, a
 	// bounded number of times.
@@ -645,6 +653,34 @@ func (s *Server) getWhole(w http.ResponseWriter, r *http.Request, id backend.ID)
 	setInfoHeaders(w.Header(), info, info.Size)
 	w.WriteHeader(http.StatusOK)
 	return s.sendBody(w, r, id, rc, info.Size)
+}
+
+// getRange answers a range given by its first byte with one call to the
+// store: the read's info has the object's size for Content-Range. served is
+// false when the range needs the size first (it ends past the object, to be
+// clamped, or starts at or past its end): getOnce answers it then.
+func (s *Server) getRange(w http.ResponseWriter, r *http.Request, id backend.ID, start, n int64) (served bool, err error) {
+	rc, err := s.ids.OpenReader(r.Context(), id, start, n)
+	if errors.Is(err, backend.ErrInvalidArgument) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	info := rc.Info()
+	if n < 0 {
+		n = info.Size - start
+	}
+	if n <= 0 {
+		rc.Close()
+		return false, nil
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, info.Size))
+	setInfoHeaders(h, info, n)
+	w.WriteHeader(http.StatusPartialContent)
+	return true, s.sendBody(w, r, id, rc, n)
 }
 
 // sendBody copies n bytes of rc to the response, each write under its
