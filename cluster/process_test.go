@@ -435,9 +435,15 @@ func TestEtcdOutage(t *testing.T) {
 	}
 	e.Stop()
 	stopped := time.Now()
-	eventually(t, testTTL+5*time.Second, "n1 says it has no cluster", func() bool {
-		n, err := a.Nodes(ctx)
-		return err == nil && !n.Healthy && strings.Contains(n.Error, "etcd")
+	// Each server notices on its own (its lease keepalive fails): wait for
+	// both, then require it all along.
+	eventually(t, testTTL+5*time.Second, "n1 and n2 say they have no cluster", func() bool {
+		for _, c := range []*client.Client{a, b} {
+			if n, err := c.Nodes(ctx); err != nil || n.Healthy || !strings.Contains(n.Error, "etcd") {
+				return false
+			}
+		}
+		return true
 	})
 	deadline := stopped.Add(etcdOutage)
 	puts := 0
