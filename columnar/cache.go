@@ -2,9 +2,8 @@ package columnar
 
 import (
 	"container/list"
-	"fmt"
+	"errors"
 	"sync"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -133,7 +132,6 @@ func (l *fileLayout) learn(i int, rec arrow.RecordBatch, base []byte, tier strin
 func newTemplate(d arrow.ArrayData, base []byte, body byteRange, dicts []block, nodes *int) (*arrayTmpl, error) {
 	*nodes++
 	t := &arrayTmpl{typ: d.DataType(), length: d.Len(), nulls: d.NullN(), offset: d.Offset()}
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(base)))
 	for _, buf := range d.Buffers() {
 		switch {
 		case buf == nil:
@@ -143,13 +141,12 @@ func newTemplate(d arrow.ArrayData, base []byte, body byteRange, dicts []block, 
 			t.bufs = append(t.bufs, byteRange{0, 0})
 			continue
 		}
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(buf.Bytes())))
-		if p < lo || p >= lo+uintptr(len(base)) {
+		r, err := bufferRange(buf.Bytes(), base, body)
+		if errors.Is(err, errOutside) {
 			return nil, nil
 		}
-		r := byteRange{int64(p - lo), int64(buf.Len())}
-		if r.off < body.off || r.end() > body.end() {
-			return nil, fmt.Errorf("buffer [%d, %d) is outside its batch body [%d, %d)", r.off, r.end(), body.off, body.end())
+		if err != nil {
+			return nil, err
 		}
 		t.bufs = append(t.bufs, r)
 	}

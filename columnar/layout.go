@@ -172,21 +172,32 @@ func recordAt(fr *ipc.FileReader, data []byte, b block, i int) (rec arrow.Record
 // or allocated it), so its place in the file is unknown in this mode.
 var errOutside = errors.New("buffer is not a slice of the file")
 
+// bufferRange returns where b (not empty) lies in the file data: errOutside
+// if it is not a slice of data, an error if it is not inside its batch's
+// body.
+func bufferRange(b []byte, data []byte, body byteRange) (byteRange, error) {
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p >= base+uintptr(len(data)) {
+		return byteRange{}, errOutside
+	}
+	r := byteRange{int64(p - base), int64(len(b))}
+	if r.off < body.off || r.end() > body.end() {
+		return r, fmt.Errorf("buffer [%d, %d) is outside its batch body [%d, %d)", r.off, r.end(), body.off, body.end())
+	}
+	return r, nil
+}
+
 // columnRanges appends the file ranges of d's buffers and its children's
 // (not its dictionary's: dictionary batches are read whole).
 func columnRanges(dst []byteRange, d arrow.ArrayData, data []byte, body byteRange) ([]byteRange, error) {
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
 	for _, buf := range d.Buffers() {
 		if buf == nil || buf.Len() == 0 {
 			continue
 		}
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(buf.Bytes())))
-		if p < base || p >= base+uintptr(len(data)) {
-			return dst, errOutside
-		}
-		r := byteRange{int64(p - base), int64(buf.Len())}
-		if r.off < body.off || r.end() > body.end() {
-			return dst, fmt.Errorf("buffer [%d, %d) is outside its batch body [%d, %d)", r.off, r.end(), body.off, body.end())
+		r, err := bufferRange(buf.Bytes(), data, body)
+		if err != nil {
+			return dst, err
 		}
 		dst = append(dst, r)
 	}

@@ -545,34 +545,20 @@ func (c *localConn) get(id backend.ID) bool {
 	}
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		var release func()
-		if c.h != nil {
-			var err error
-			if release, err = c.h.Hold(c.ctx, id); err != nil {
-				return c.replyErr(err)
-			}
-		}
-		obj, err := c.s.b.Get(c.ctx, id)
+		e, err := c.takeRef(id)
 		if err != nil {
-			if release != nil {
-				release()
-			}
 			return c.replyErr(err)
 		}
-		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
-			c.next++
-			c.refs[c.next] = localRef{obj: obj, release: release}
-			c.s.met.localRefs.Inc()
-			return c.send(c.frame(c.enc.Begin(localproto.ReplyObject).U64(c.next).U64(uint64(off)).PutInfo(obj.Info())), nil)
-		}
-		info := obj.Info()
-		obj.Close()
-		if release != nil {
-			release()
+		if e != nil {
+			return c.send(c.frame(e), nil)
 		}
 		if attempt == attempts {
+			tier := ""
+			if info, err := c.s.b.ObjectInfo(c.ctx, id); err == nil {
+				tier = info.Tier
+			}
 			return c.replyErr(backend.Errorf("get", "local", id, backend.ErrFull,
-				"the object stays in tier %s: the memory tier has no room for it now; read it over HTTP", info.Tier))
+				"the object stays in tier %s: the memory tier has no room for it now; read it over HTTP", tier))
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
 		err = c.s.b.Prefetch(ctx, id)
@@ -581,6 +567,34 @@ func (c *localConn) get(id backend.ID) bool {
 			return c.replyErr(err)
 		}
 	}
+}
+
+// takeRef holds id where it is and takes a reference to its bytes in the
+// mapping, returning the ReplyObject begun in c.enc (a caller may add
+// fields). A nil encoder, with no error, holds nothing: the object is not
+// in the memory tier.
+func (c *localConn) takeRef(id backend.ID) (*localproto.Encoder, error) {
+	var release func()
+	if c.h != nil {
+		var err error
+		if release, err = c.h.Hold(c.ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	obj, err := c.s.b.Get(c.ctx, id)
+	if err == nil {
+		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
+			c.next++
+			c.refs[c.next] = localRef{obj: obj, release: release}
+			c.s.met.localRefs.Inc()
+			return c.enc.Begin(localproto.ReplyObject).U64(c.next).U64(uint64(off)).PutInfo(obj.Info()), nil
+		}
+		obj.Close()
+	}
+	if release != nil {
+		release()
+	}
+	return nil, err
 }
 
 // putRef answers an OpPutRef whose put succeeded: a reference to the object
@@ -592,28 +606,11 @@ func (c *localConn) putRef(id backend.ID, info backend.ObjectInfo) bool {
 		return c.replyInfo(info)
 	}
 	epoch := c.a.Epoch(id)
-	var release func()
-	if c.h != nil {
-		var err error
-		if release, err = c.h.Hold(c.ctx, id); err != nil {
-			return c.replyInfo(info) // deleted already, by someone else
-		}
+	e, err := c.takeRef(id)
+	if e == nil || err != nil { // not in memory, or deleted already by someone else
+		return c.replyInfo(info)
 	}
-	obj, err := c.s.b.Get(c.ctx, id)
-	if err == nil {
-		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
-			c.next++
-			c.refs[c.next] = localRef{obj: obj, release: release}
-			c.s.met.localRefs.Inc()
-			return c.send(c.frame(c.enc.Begin(localproto.ReplyObject).U64(c.next).U64(uint64(off)).
-				PutInfo(obj.Info()).U64(epoch)), nil)
-		}
-		obj.Close()
-	}
-	if release != nil {
-		release()
-	}
-	return c.replyInfo(info)
+	return c.send(c.frame(e.U64(epoch)), nil)
 }
 
 func (r localRef) close() {

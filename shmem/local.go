@@ -143,8 +143,9 @@ func newEpochTable() (*epochTable, error) {
 	return &epochTable{f: f, mem: mem}, nil
 }
 
-func (t *epochTable) bump(id backend.ID) {
-	atomic.AddUint64((*uint64)(unsafe.Pointer(&t.mem[EpochSlot(id)*8])), 1)
+// counter is id's counter in the shared table.
+func (t *epochTable) counter(id backend.ID) *uint64 {
+	return (*uint64)(unsafe.Pointer(&t.mem[EpochSlot(id)*8]))
 }
 
 func (t *epochTable) close() {
@@ -156,7 +157,7 @@ func (t *epochTable) close() {
 // The caller holds s.mu.
 func (s *Store) bumpEpoch(id backend.ID) {
 	if s.epochs != nil {
-		s.epochs.bump(id)
+		atomic.AddUint64(s.epochs.counter(id), 1)
 	}
 }
 
@@ -168,7 +169,7 @@ func (s *Store) Epoch(id backend.ID) uint64 {
 	if s.epochs == nil {
 		return 0
 	}
-	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.epochs.mem[EpochSlot(id)*8])))
+	return atomic.LoadUint64(s.epochs.counter(id))
 }
 
 // EpochFile returns a read-only descriptor of the delete-epoch table

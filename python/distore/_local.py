@@ -243,14 +243,19 @@ class LocalConn:
         if off + size > self.size:
             raise errors.ProtocolError("get %r: object at %d+%d outside the arena" % (oid, off, size))
         r = _Ref(oid, ref, off, info, slot, epoch)
+        self._keep(r)
+        return r, self.view[off:off + size], info
+
+    def _keep(self, r):
+        """Record a new reference for gets of its ID again (without the epoch
+        table: released at its last use)."""
         if self.epochs is None:
             r.detached = True
-        else:
-            old = self.cache.get(oid)
-            if old is not None:
-                self._detach(old)
-            self.cache[oid] = r
-        return r, self.view[off:off + size], info
+            return
+        old = self.cache.get(r.oid)
+        if old is not None:
+            self._detach(old)
+        self.cache[r.oid] = r
 
     def release(self, r):
         """End one use of a get's reference: released, or kept a while."""
@@ -335,10 +340,7 @@ class LocalConn:
             if off + info["size"] > self.size:
                 raise errors.ProtocolError("put: object at %d+%d outside the arena" % (off, info["size"]))
             r = _Ref(info["id"], ref, off, info, zlib.crc32(info["id"].encode()) & self.slot_mask, epoch)
-            old = self.cache.get(r.oid)
-            if old is not None:
-                self._detach(old)
-            self.cache[r.oid] = r
+            self._keep(r)
             self.release(r)  # kept, idle
             return info
         p = self._call("put", OP_CREATE, _str(oid) + struct.pack("<Qq", n, importance), object_id=oid or None)
