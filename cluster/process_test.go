@@ -45,8 +45,8 @@ func TestMain(m *testing.M) {
 	serverBin = filepath.Join(dir, "distore-server")
 	// A plain build: the servers are many and the machine is shared; the race
 	// detector runs on this package's own code.
-	if out, err := exec.Command("go", "build", "-o", serverBin, "distore/cmd/distore-server").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if err := testutil.BuildProgram(serverBin, "distore/cmd/distore-server"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

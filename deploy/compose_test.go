@@ -18,6 +18,7 @@ import (
 
 	"distore/backend"
 	"distore/client"
+	"distore/internal/testutil"
 )
 
 // composeTTL is the lease TTL in compose.yaml.
@@ -48,11 +49,7 @@ var (
 func staticServer(t *testing.T) string {
 	t.Helper()
 	staticOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-tags", "nogpu", "-trimpath", "-o", staticBinary, "distore/cmd/distore-server")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			staticErr = fmt.Errorf("static build: %v\n%s", err, out)
-		}
+		staticErr = testutil.BuildProgram(staticBinary, "distore/cmd/distore-server", "nogpu")
 	})
 	if staticErr != nil {
 		t.Fatal(staticErr)

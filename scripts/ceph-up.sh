@@ -15,7 +15,8 @@
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION   the S3 user's credentials
 #
 # Missing packages are installed from Debian (ceph-mon ceph-osd ceph-mgr radosgw
-# ceph-common librados-dev, --no-install-recommends; curl; gcc and libc6-dev for cgo).
+# ceph-common librados-dev, --no-install-recommends; curl; gcc and libc6-dev for cgo),
+# with $DISTORE_APT_EXTRA (a caller's own packages) in the same apt-get run.
 # The OSD is bluestore on a sparse file (DIR/osd.0/block, 8 GiB apparent, only written
 # bytes take disk), because the tests write objects of 256 MiB and memstore keeps every
 # byte in RAM without enforcing its size. OBJECTSTORE=memstore picks memstore instead.
@@ -48,6 +49,9 @@ done
 [ -e /usr/include/rados/librados.h ] || need+=(librados-dev)
 # gcc only recommends the C library headers that cgo needs
 [ -e /usr/include/stdlib.h ] || need+=(libc6-dev)
+# A caller's own packages join the same apt-get run (scripts/test.sh: etcd, Python's venv).
+read -r -a extra <<<"${DISTORE_APT_EXTRA:-}"
+need+=("${extra[@]}")
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   ts "installing: ${need[*]}"

@@ -33,7 +33,11 @@ if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
 # tests' static server (the tests run the same command: a cache hit), and the
 # binaries the tests start, with -race, so that their packages are compiled
 # once for the binaries, go vet and go test alike.
-(CGO_ENABLED=0 go build -tags nogpu -trimpath -o deploy/build/distore-server ./cmd/distore-server) &
+# The static settings are also those of every program a test builds and runs
+# (internal/testutil.BuildProgram): one compile of the dependencies serves all.
+(export CGO_ENABLED=0
+	go build -tags nogpu -trimpath -o deploy/build/distore-server ./cmd/distore-server &&
+	go build -trimpath -o "$root/.tmp/bin/static/" ./cmd/distore-server ./cmd/distore) &
 static_build=$!
 go build -race -o "$root/.tmp/bin/" ./scripts/testsummary ./cmd/distore-server ./cmd/distore &
 race_build=$!
@@ -41,6 +45,13 @@ race_build=$!
 cluster="$root/.tmp/ceph"
 stop_cluster() { [ -x scripts/ceph-down.sh ] && scripts/ceph-down.sh "$cluster" >/dev/null 2>&1 || true; }
 trap stop_cluster EXIT
+# The cluster tests' etcd and the Python tests' venv and numpy install with
+# Ceph, in one apt-get run.
+extra=()
+command -v etcd >/dev/null 2>&1 || extra+=(etcd-server)
+/usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null ||
+	extra+=(python3-venv python3-setuptools python3-wheel python3-numpy)
+export DISTORE_APT_EXTRA="${extra[*]}"
 log "starting a single-node Ceph (mon, mgr, osd, radosgw) on 127.0.0.1"
 if scripts/ceph-up.sh "$cluster"; then
 	# shellcheck disable=SC1091
@@ -63,7 +74,9 @@ log "go test -race ${pkgs[*]}"
 status=0
 # -p 2: two cores; the packages' own big tests are sized for this machine.
 # -json feeds the summary; it prints package results and failed tests' output.
-go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
+# -ldflags=-w: no DWARF in the test binaries (race reports and panics use the
+# symbol table), which halves the time to link each of them.
+go test -json -race -ldflags=-w -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
 
 if [ -d python ]; then
 	log "python client tests"

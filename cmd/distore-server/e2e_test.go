@@ -51,22 +51,22 @@ func TestMain(m *testing.M) {
 	serverBin = filepath.Join(dir, "distore-server")
 	plainServerBin = serverBin
 	cliBin = filepath.Join(dir, "distore")
-	builds := [][]string{{"-o", serverBin, "distore/cmd/distore-server"}, {"-o", cliBin, "distore/cmd/distore"}}
-	if raceBuild {
-		// The server under load runs with the race detector; the memory
-		// measurements need a plain build (the detector's shadow memory
+	err = errors.Join(testutil.BuildProgram(serverBin, "distore/cmd/distore-server"),
+		testutil.BuildProgram(cliBin, "distore/cmd/distore"))
+	if raceBuild && err == nil {
+		// The server under load runs with the race detector (the binary
+		// scripts/test.sh builds ahead: a cache hit); the memory
+		// measurements need the plain build (the detector's shadow memory
 		// would count), and so does the CLI, to keep its many runs quick.
-		builds[0] = []string{"-race", "-o", serverBin, "distore/cmd/distore-server"}
-		plainServerBin = filepath.Join(dir, "distore-server-plain")
-		builds = append(builds, []string{"-o", plainServerBin, "distore/cmd/distore-server"})
-	}
-	for _, b := range builds {
-		out, err := exec.Command("go", append([]string{"build"}, b...)...).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", b, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
+		plainServerBin, serverBin = serverBin, filepath.Join(dir, "distore-server-race")
+		if out, e := exec.Command("go", "build", "-race", "-o", serverBin, "distore/cmd/distore-server").CombinedOutput(); e != nil {
+			err = fmt.Errorf("go build -race: %w\n%s", e, out)
 		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -40,9 +40,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cliBin, serverBin = filepath.Join(dir, "distore"), filepath.Join(dir, "distore-server")
-	for _, b := range [][]string{{"-o", cliBin, "distore/cmd/distore"}, {"-o", serverBin, "distore/cmd/distore-server"}} {
-		if out, err := exec.Command("go", append([]string{"build"}, b...)...).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %v: %v\n%s", b, err, out)
+	for out, pkg := range map[string]string{cliBin: "distore/cmd/distore", serverBin: "distore/cmd/distore-server"} {
+		if err := testutil.BuildProgram(out, pkg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.RemoveAll(dir)
 			os.Exit(1)
 		}

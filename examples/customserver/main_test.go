@@ -22,8 +22,8 @@ import (
 func TestCustomServer(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "customserver")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := testutil.BuildProgram(bin, "."); err != nil {
+		t.Fatal(err)
 	}
 	if out, _ := exec.Command(bin, "--help").CombinedOutput(); !strings.Contains(string(out), "mytier") {
 		t.Errorf("--help does not list the registered tier mytier:\n%s", out)
