@@ -37,7 +37,7 @@ if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted"; exit 1; fi
 # (internal/testutil.BuildProgram): one compile of the dependencies serves all.
 (export CGO_ENABLED=0
 	go build -tags nogpu -trimpath -o deploy/build/distore-server ./cmd/distore-server &&
-	go build -trimpath -o "$root/.tmp/bin/static/" ./cmd/distore-server ./cmd/distore) &
+	go build -trimpath -o "$root/.tmp/bin/static/" ./cmd/distore-server ./cmd/distore ./python/tests/goclient) &
 static_build=$!
 go build -race -o "$root/.tmp/bin/" ./scripts/testsummary ./cmd/distore-server ./cmd/distore &
 race_build=$!

@@ -37,7 +37,10 @@ def go_build(pkg, name):
     atexit.register(shutil.rmtree, d, True)  # the test run's own: nothing left in /tmp
     out = os.path.join(d, name)
     go = shutil.which("go") or "/usr/local/go/bin/go"
-    subprocess.run([go, "build", "-o", out, pkg], cwd=REPO, check=True)
+    # The settings of every program the Go tests build and run
+    # (internal/testutil.BuildProgram), which scripts/test.sh compiles ahead.
+    env = dict(os.environ, CGO_ENABLED="0")
+    subprocess.run([go, "build", "-trimpath", "-o", out, pkg], cwd=REPO, env=env, check=True)
     _built[name] = out
     return out
 
