@@ -74,6 +74,22 @@ log "go vet $ceph_tags"
 go vet -race $ceph_tags ./...
 wait "$static_build" || { echo "static build of distore-server failed"; exit 1; }
 
+# The Python client installs into a venv (pip install ./python) while the Go
+# tests run; numpy (Debian's) so that the numpy.frombuffer test runs too.
+venv_setup() {
+	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; then
+		apt-get install -y -q python3-venv python3-setuptools python3-wheel python3-numpy >/dev/null
+	fi
+	rm -rf .tmp/venv
+	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
+	.tmp/venv/bin/pip install -q --no-build-isolation ./python
+}
+venv_setup=0
+if [ -d python ]; then
+	venv_setup >"$root/.tmp/venv-setup.log" 2>&1 &
+	venv_setup=$!
+fi
+
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 log "go test -race ${pkgs[*]}"
@@ -84,16 +100,15 @@ go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp
 
 if [ -d python ]; then
 	log "python client tests"
-	# numpy (Debian's) so that the numpy.frombuffer test runs too.
-	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; then
-		apt-get install -y -q python3-venv python3-setuptools python3-wheel python3-numpy >/dev/null
+	if wait "$venv_setup"; then
+		# The tests may start a server of their own from this binary.
+		DISTORE_SERVER_BIN="$root/.tmp/bin/distore-server" DISTORE_CLI_BIN="$root/.tmp/bin/distore" \
+			.tmp/venv/bin/python3 -m unittest discover -s python/tests -v || status=1
+	else
+		echo "installing the Python client (pip install ./python) failed:"
+		cat "$root/.tmp/venv-setup.log"
+		status=1
 	fi
-	rm -rf .tmp/venv
-	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
-	.tmp/venv/bin/pip install -q --no-build-isolation ./python
-	# The tests may start a server of their own from this binary.
-	DISTORE_SERVER_BIN="$root/.tmp/bin/distore-server" DISTORE_CLI_BIN="$root/.tmp/bin/distore" \
-		.tmp/venv/bin/python3 -m unittest discover -s python/tests -v || status=1
 fi
 
 stop_cluster

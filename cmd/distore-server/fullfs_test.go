@@ -23,7 +23,10 @@ import (
 // full when the server starts.
 func TestFullFileSystem(t *testing.T) {
 	for _, levels := range []string{"disk", "memory,disk"} {
-		t.Run(strings.ReplaceAll(levels, ",", "+"), func(t *testing.T) { fullFS(t, levels) })
+		t.Run(strings.ReplaceAll(levels, ",", "+"), func(t *testing.T) {
+			t.Parallel() // each its own file system and server
+			fullFS(t, levels)
+		})
 	}
 }
 
