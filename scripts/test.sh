@@ -74,20 +74,24 @@ log "go vet $ceph_tags"
 go vet -race $ceph_tags ./...
 wait "$static_build" || { echo "static build of distore-server failed"; exit 1; }
 
-# The Python client installs into a venv (pip install ./python) while the Go
-# tests run; numpy (Debian's) so that the numpy.frombuffer test runs too.
-venv_setup() {
+# The Python client's tests run beside the Go tests (they mostly wait on the
+# servers they start): the client installs into a venv (pip install ./python),
+# with numpy (Debian's) so that the numpy.frombuffer test runs too, and the
+# tests start their servers from the binary built above.
+python_tests() {
 	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; then
 		apt-get install -y -q python3-venv python3-setuptools python3-wheel python3-numpy >/dev/null
 	fi
 	rm -rf .tmp/venv
 	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
-	.tmp/venv/bin/pip install -q --no-build-isolation ./python
+	.tmp/venv/bin/pip install -q --no-build-isolation ./python || { echo "pip install ./python failed"; return 1; }
+	DISTORE_SERVER_BIN="$root/.tmp/bin/distore-server" DISTORE_CLI_BIN="$root/.tmp/bin/distore" \
+		.tmp/venv/bin/python3 -m unittest discover -s python/tests -v
 }
-venv_setup=0
+python_run=
 if [ -d python ]; then
-	venv_setup >"$root/.tmp/venv-setup.log" 2>&1 &
-	venv_setup=$!
+	python_tests >"$root/.tmp/python-tests.log" 2>&1 &
+	python_run=$!
 fi
 
 pkgs=("$@")
@@ -98,17 +102,10 @@ status=0
 # -json feeds the summary; it prints package results and failed tests' output.
 go test -json -race -p 2 -timeout 20m $ceph_tags "${pkgs[@]}" 2>&1 | "$root/.tmp/bin/testsummary" || status=1
 
-if [ -d python ]; then
-	log "python client tests"
-	if wait "$venv_setup"; then
-		# The tests may start a server of their own from this binary.
-		DISTORE_SERVER_BIN="$root/.tmp/bin/distore-server" DISTORE_CLI_BIN="$root/.tmp/bin/distore" \
-			.tmp/venv/bin/python3 -m unittest discover -s python/tests -v || status=1
-	else
-		echo "installing the Python client (pip install ./python) failed:"
-		cat "$root/.tmp/venv-setup.log"
-		status=1
-	fi
+if [ -n "$python_run" ]; then
+	log "python client tests (run beside the Go tests)"
+	wait "$python_run" || status=1
+	cat "$root/.tmp/python-tests.log"
 fi
 
 stop_cluster
