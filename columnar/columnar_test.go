@@ -153,10 +153,7 @@ func TestEmptyTables(t *testing.T) {
 			b := tr.open(t)
 			for _, rows := range [][]int{nil, {0}, {0, 0}} {
 				recs := makeBatches(t, rows...)
-				id := backend.NewID()
-				if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
-					t.Fatal(err)
-				}
+				id := writeTable(t, b, recs)
 				check(t, b, id, recs, columnar.Selection{})
 				check(t, b, id, recs, columnar.Selection{Columns: []string{"st"}, Rows: &columnar.RowRange{Start: 0, End: 0}})
 				_, err := columnar.Select(context.Background(), b, id, columnar.Selection{Rows: &columnar.RowRange{Start: 0, End: 1}})
@@ -173,10 +170,7 @@ func TestSelectionErrors(t *testing.T) {
 	for _, tr := range tiers[:2] {
 		t.Run(tr.name, func(t *testing.T) {
 			b := tr.open(t)
-			id := backend.NewID()
-			if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			id := writeTable(t, b, recs)
 			ctx := context.Background()
 			_, err := columnar.Select(ctx, b, id, columnar.Selection{Columns: []string{"s", "nope"}})
 			if !errors.Is(err, columnar.ErrUnknownColumn) || !errors.Is(err, backend.ErrInvalidArgument) {
@@ -331,10 +325,7 @@ func TestConcurrentSelects(t *testing.T) {
 	for _, tr := range tiers[:2] {
 		t.Run(tr.name, func(t *testing.T) {
 			b := tr.open(t)
-			id := backend.NewID()
-			if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			id := writeTable(t, b, recs)
 			t.Run("group", func(t *testing.T) {
 				for k := range 16 {
 					sel := sels[k%len(sels)]

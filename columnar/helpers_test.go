@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"distore/backend"
+	"distore/columnar"
 	_ "distore/disk"
 	_ "distore/remote/s3"
 	_ "distore/shmem"
@@ -212,4 +213,14 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.Reader.Read(p)
 	r.n.Add(int64(n))
 	return n, err
+}
+
+// writeTable stores recs (of schema allTypes) in b under a new ID.
+func writeTable(t *testing.T, b backend.Backend, recs []arrow.RecordBatch) backend.ID {
+	t.Helper()
+	id := backend.NewID()
+	if _, err := columnar.Write(context.Background(), b, id, allTypes, recs, columnar.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -53,10 +53,11 @@ stop_cluster() { [ -x scripts/ceph-down.sh ] && scripts/ceph-down.sh "$cluster" 
 trap stop_cluster EXIT
 # The cluster tests' etcd and the Python tests' venv and numpy install with
 # Ceph, in one apt-get run.
+python_debs=(python3-venv python3-setuptools python3-wheel python3-numpy)
+python_ready() { /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; }
 extra=()
 command -v etcd >/dev/null 2>&1 || extra+=(etcd-server)
-/usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null ||
-	extra+=(python3-venv python3-setuptools python3-wheel python3-numpy)
+python_ready || extra+=("${python_debs[@]}")
 export DISTORE_APT_EXTRA="${extra[*]}"
 log "starting a single-node Ceph (mon, mgr, osd, radosgw) on 127.0.0.1"
 if scripts/ceph-up.sh "$cluster"; then
@@ -79,9 +80,7 @@ wait "$static_build" || { echo "static build of distore-server failed"; exit 1; 
 # with numpy (Debian's) so that the numpy.frombuffer test runs too, and the
 # tests start their servers from the binary built above.
 python_tests() {
-	if ! /usr/bin/python3 -c 'import ensurepip, setuptools, wheel, numpy' 2>/dev/null; then
-		apt-get install -y -q python3-venv python3-setuptools python3-wheel python3-numpy >/dev/null
-	fi
+	python_ready || apt-get install -y -q "${python_debs[@]}" >/dev/null # Ceph's install failed before it
 	rm -rf .tmp/venv
 	/usr/bin/python3 -m venv --system-site-packages .tmp/venv
 	.tmp/venv/bin/pip install -q --no-build-isolation ./python || { echo "pip install ./python failed"; return 1; }
