@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,6 +91,9 @@ func TestRawRequests(t *testing.T) {
 // and net/http's own server at ref.
 func rawCases(t *testing.T, mem backend.Backend, addr, ref string) {
 	ctx := context.Background()
+	// All at once (t.Run from goroutines, not limited by -parallel as
+	// t.Parallel is): each case waits for a response that does not come.
+	var wg sync.WaitGroup
 	big := strings.Repeat("a", 70<<10)
 	under := strings.Repeat("a", 60<<10)
 	for _, tc := range []struct {
@@ -120,41 +124,44 @@ func rawCases(t *testing.T, mem backend.Backend, addr, ref string) {
 		{"malformed request mid-pipeline", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /a b c d\r\nHost: x\r\n\r\n" + smuggled, []int{200, 400}, false},
 		{"bad header mid-pipeline", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPUT /v1/objects/a7 HTTP/1.1\r\nHost: x\r\nContent-Length : 47\r\n\r\n" + smuggled, []int{200, 400}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel() // each case waits for a response that does not come
-			if _, err := mem.Put(ctx, "victim", []byte("still here"), backend.PutOptions{}); err != nil && !errors.Is(err, backend.ErrExists) {
-				t.Fatal(err)
-			}
-			got, bodies, closed := exchange(t, addr, tc.raw)
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("statuses %v, want %v (bodies %q)", got, tc.want, bodies)
-			}
-			if last := tc.want[len(tc.want)-1]; last >= 400 && !closed {
-				t.Errorf("connection left open after a %d", last)
-			}
-			refGot, _, _ := exchange(t, ref, tc.raw)
-			if len(refGot) == 0 {
-				t.Fatal("the reference answered nothing")
-			}
-			for i, s := range got {
-				if s >= 400 && !tc.stricter && (i >= len(refGot) || refGot[i] != s) {
-					t.Errorf("response %d: %d where net/http answers %v", i, s, refGot)
+		wg.Go(func() {
+			t.Run(tc.name, func(t *testing.T) {
+				if _, err := mem.Put(ctx, "victim", []byte("still here"), backend.PutOptions{}); err != nil && !errors.Is(err, backend.ErrExists) {
+					t.Fatal(err)
 				}
-				if s < 400 && i < len(refGot) && refGot[i] >= 400 {
-					t.Errorf("response %d: %d where net/http refuses with %d", i, s, refGot[i])
+				got, bodies, closed := exchange(t, addr, tc.raw)
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Fatalf("statuses %v, want %v (bodies %q)", got, tc.want, bodies)
 				}
-			}
-			if _, err := mem.ObjectInfo(ctx, "victim"); err != nil {
-				t.Fatalf("the body ran as a request: victim: %v", err)
-			}
+				if last := tc.want[len(tc.want)-1]; last >= 400 && !closed {
+					t.Errorf("connection left open after a %d", last)
+				}
+				refGot, _, _ := exchange(t, ref, tc.raw)
+				if len(refGot) == 0 {
+					t.Fatal("the reference answered nothing")
+				}
+				for i, s := range got {
+					if s >= 400 && !tc.stricter && (i >= len(refGot) || refGot[i] != s) {
+						t.Errorf("response %d: %d where net/http answers %v", i, s, refGot)
+					}
+					if s < 400 && i < len(refGot) && refGot[i] >= 400 {
+						t.Errorf("response %d: %d where net/http refuses with %d", i, s, refGot[i])
+					}
+				}
+				if _, err := mem.ObjectInfo(ctx, "victim"); err != nil {
+					t.Fatalf("the body ran as a request: victim: %v", err)
+				}
+			})
 		})
 	}
+	wg.Wait()
 }
 
 // TestPathAndQueryErrors: what ServeMux would redirect or take is a JSON error.
 func TestPathAndQueryErrors(t *testing.T) {
 	ts, _ := start(t, newMemory(t, 1<<20))
 	addr := strings.TrimPrefix(ts.URL, "http://")
+	var wg sync.WaitGroup // all at once, as in rawCases
 	for _, tc := range []struct {
 		raw    string
 		status int
@@ -171,18 +178,20 @@ func TestPathAndQueryErrors(t *testing.T) {
 		{"GET /v1/stats?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 400, wire.CodeInvalidArgument},
 		{"PATCH /v1/objects HTTP/1.1\r\nHost: x\r\n\r\n", 405, wire.CodeMethod},
 	} {
-		t.Run(tc.raw[:strings.IndexByte(tc.raw, '\r')], func(t *testing.T) {
-			t.Parallel() // each waits for a response that does not come
-			got, bodies, _ := exchange(t, addr, tc.raw)
-			if len(got) == 0 {
-				t.Fatalf("%q: no answer", tc.raw)
-			}
-			var eb wire.ErrorBody
-			if got[0] != tc.status || json.Unmarshal([]byte(bodies[0]), &eb) != nil || eb.Code != tc.code || eb.Message == "" {
-				t.Errorf("%q: %d %q, want %d %s", tc.raw, got[0], bodies[0], tc.status, tc.code)
-			}
+		wg.Go(func() {
+			t.Run(tc.raw[:strings.IndexByte(tc.raw, '\r')], func(t *testing.T) {
+				got, bodies, _ := exchange(t, addr, tc.raw)
+				if len(got) == 0 {
+					t.Fatalf("%q: no answer", tc.raw)
+				}
+				var eb wire.ErrorBody
+				if got[0] != tc.status || json.Unmarshal([]byte(bodies[0]), &eb) != nil || eb.Code != tc.code || eb.Message == "" {
+					t.Errorf("%q: %d %q, want %d %s", tc.raw, got[0], bodies[0], tc.status, tc.code)
+				}
+			})
 		})
 	}
+	wg.Wait()
 }
 
 // TestExpectContinueTaken: a put to a taken ID with Expect: 100-continue is
