@@ -65,7 +65,7 @@ func benchSelectMemory(b *testing.B, cold bool) {
 
 // benchTable is the bench suite's shape at a smaller size: 32 batches of
 // rows rows, 24 number columns and 8 string columns.
-func benchTable(b *testing.B, rows int) (*arrow.Schema, []arrow.RecordBatch) {
+func benchTable(b testing.TB, rows int) (*arrow.Schema, []arrow.RecordBatch) {
 	var fields []arrow.Field
 	for i := range 32 {
 		typ := arrow.DataType(arrow.PrimitiveTypes.Int64)

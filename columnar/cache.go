@@ -50,7 +50,7 @@ type fileLayout struct {
 	rows    []int64
 
 	mu     sync.Mutex
-	loaded []*batchLayout // nil until the batch was loaded once
+	loaded []*batchLayout // nil until the batch was loaded or indexed once
 	nodes  int            // templates in loaded
 }
 
@@ -59,6 +59,10 @@ type batchLayout struct {
 	cols []*arrayTmpl // nil: a buffer that is not a slice of the file
 	crcs []uint32     // MetaColumnCRC; nil when absent
 	size []int64      // bytes of each column's buffers (dictionary not counted)
+	// index is the batch's layout index; cols were decoded from it, those
+	// whose decoded is set. Both nil when arrow-go loaded the whole batch.
+	index   *layoutIndex
+	decoded []bool
 }
 
 // arrayTmpl is an array's header with its buffers as file ranges.
@@ -82,11 +86,59 @@ func newLayout(size int64, schema *arrow.Schema, dicts, batches []block, rows []
 		loaded: make([]*batchLayout, len(batches))}
 }
 
-// batch returns batch i's layout, or nil if it was not loaded yet.
-func (l *fileLayout) batch(i int) *batchLayout {
+// batch returns batch i's layout. Where the batch's metadata block (meta:
+// nil when not fetched yet) has a layout index, the templates of columns
+// idx are decoded from it; where it has none, or a column has no entry,
+// templated(idx) is false and the caller loads the batch with arrow-go and
+// learns it (which replaces what the index gave). nil: nothing known yet.
+func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backend.ID) (*batchLayout, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.loaded[i]
+	bl := l.loaded[i]
+	if meta == nil || (bl != nil && bl.index == nil) || (bl != nil && bl.has(idx)) {
+		return bl, nil
+	}
+	if bl == nil {
+		if err := checkMessageVectors(meta); err != nil {
+			return nil, corrupt("select", tier, id, "record batch %d: %v", i, err)
+		}
+		x, err := batchIndex(meta, i, l.schema.NumFields())
+		if err != nil {
+			return nil, corrupt("select", tier, id, "%v", err)
+		}
+		if x == nil {
+			return nil, nil
+		}
+		n := l.schema.NumFields()
+		bl = &batchLayout{index: x, cols: make([]*arrayTmpl, n), crcs: make([]uint32, n), size: make([]int64, n), decoded: make([]bool, n)}
+		l.loaded[i] = bl
+	}
+	b := l.batches[i]
+	for _, c := range idx {
+		if bl.decoded[c] {
+			continue
+		}
+		t, crc, nodes, err := bl.index.template(c, l.schema.Field(c).Type, l.rows[i], byteRange{b.bodyStart(), b.body})
+		if err != nil {
+			return nil, corrupt("select", tier, id, "%v", err)
+		}
+		if t != nil {
+			bl.cols[c], bl.crcs[c], bl.size[c] = t, crc, t.size()
+			l.nodes += nodes
+		}
+		bl.decoded[c] = true
+	}
+	return bl, nil
+}
+
+// has reports whether the columns idx were decoded from the index.
+func (bl *batchLayout) has(idx []int) bool {
+	for _, c := range idx {
+		if !bl.decoded[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // learn makes batch i's layout from rec, loaded by arrow-go over base (the
@@ -116,7 +168,7 @@ func (l *fileLayout) learn(i int, rec arrow.RecordBatch, base []byte, tier strin
 		bl.size[c] = dataSize(col.Data())
 	}
 	l.mu.Lock()
-	if l.loaded[i] == nil {
+	if old := l.loaded[i]; old == nil || old.index != nil {
 		l.loaded[i] = bl
 		l.nodes += nodes
 	} else {
@@ -217,7 +269,7 @@ func (t *arrayTmpl) build(base []byte) arrow.ArrayData {
 // templated reports whether every column idx has a template in bl.
 func (bl *batchLayout) templated(idx []int) bool {
 	for _, c := range idx {
-		if bl.cols[c] == nil {
+		if bl.cols[c] == nil || (bl.index != nil && !bl.decoded[c]) {
 			return false
 		}
 	}
@@ -225,9 +277,11 @@ func (bl *batchLayout) templated(idx []int) bool {
 }
 
 // record builds rows [lo, hi) of columns idx of the batch over base, under
-// schema out; with check, each column's CRC-32C is verified first.
+// schema out; with check, each column's CRC-32C is verified first. Arrays
+// that arrow-go refuses (buffers too short for their length, as from a
+// damaged file) are ErrCorrupt.
 func (bl *batchLayout) record(base []byte, full, out *arrow.Schema, idx []int, rows, lo, hi int64,
-	check bool, tier string, id backend.ID, batch int) (arrow.RecordBatch, error) {
+	check bool, tier string, id backend.ID, batch int) (_ arrow.RecordBatch, err error) {
 	cols := make([]arrow.Array, len(idx))
 	release := func() {
 		for _, c := range cols {
@@ -236,6 +290,12 @@ func (bl *batchLayout) record(base []byte, full, out *arrow.Schema, idx []int, r
 			}
 		}
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			release()
+			err = corrupt("select", tier, id, "record batch %d: %v", batch, p)
+		}
+	}()
 	for k, c := range idx {
 		d := bl.cols[c].build(base)
 		if check && bl.crcs != nil {

@@ -6,9 +6,10 @@
 // other tier (disk, S3, Ceph, GPU) the reader fetches the file's footer, the
 // metadata of the record batches that hold the wanted rows, and then only the
 // byte ranges of the selected columns' buffers, through OpenReader, with near
-// ranges coalesced: never the whole object. All Arrow parsing is arrow-go's own;
-// see docs/columnar.md for how the byte ranges are found and what corruption is
-// detected.
+// ranges coalesced: never the whole object. Where a column's buffers lie comes
+// from the batch's layout index (MetaLayout, distore's own metadata, written
+// by Write); all Arrow parsing is arrow-go's own. See docs/columnar.md for how
+// the byte ranges are found and what corruption is detected.
 //
 //	info, err := columnar.Write(ctx, b, id, schema, batches, columnar.WriteOptions{})
 //	res, err := columnar.Select(ctx, b, id, columnar.Selection{

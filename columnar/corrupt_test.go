@@ -38,7 +38,11 @@ func outcome(t *testing.T, b backend.Backend, data []byte, want []*arrow.Chunked
 		return "wrong"
 	}
 	for k := range want {
-		if !array.ChunkedEqual(want[k], have[k]) || !res.Schema.Field(k).Equal(allTypes.Field(k)) {
+		field := allTypes.Field(k)
+		if sel.Columns != nil {
+			field = allTypes.Field(allTypes.FieldIndices(sel.Columns[k])[0])
+		}
+		if !array.ChunkedEqual(want[k], have[k]) || !res.Schema.Field(k).Equal(field) {
 			return "wrong"
 		}
 	}

@@ -11,3 +11,6 @@ func ForgetLayoutsForTest() {
 		layouts.remove(layouts.lru.Front())
 	}
 }
+
+// BatchLoadsForTest is how many record batches arrow-go loaded so far.
+func BatchLoadsForTest() int64 { return batchLoads.Load() }

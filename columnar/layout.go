@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -155,8 +156,13 @@ func (a boundedAllocator) Reallocate(n int, b []byte) []byte {
 	return a.Allocator.Reallocate(n, b)
 }
 
+// batchLoads counts recordAt calls (for the tests: a select the layout
+// index serves loads no batch).
+var batchLoads atomic.Int64
+
 // recordAt loads batch i (block b of data), turning panics into errors.
 func recordAt(fr *ipc.FileReader, data []byte, b block, i int) (rec arrow.RecordBatch, err error) {
+	batchLoads.Add(1)
 	if err := checkMessageVectors(data[b.offset : b.offset+b.meta]); err != nil {
 		return nil, fmt.Errorf("record batch %d: %w", i, err)
 	}

@@ -164,14 +164,17 @@ func selectBytes(info backend.ObjectInfo, data []byte, sel Selection) (*Result, 
 	res := &Result{Schema: out, TotalRows: plan.total, Stats: Stats{Tier: tier, ZeroCopy: true}}
 	for _, p := range plan.parts {
 		rec, bl, err := func() (arrow.RecordBatch, *batchLayout, error) {
-			bl := lay.batch(p.batch)
+			b := lay.batches[p.batch]
+			bl, err := lay.batch(p.batch, idx, data[b.offset:b.offset+b.meta], tier, id)
+			if err != nil {
+				return nil, nil, err
+			}
 			if bl != nil && bl.templated(idx) {
 				rec, err := bl.record(data, lay.schema, out, idx, lay.rows[p.batch], p.lo, p.hi, sel.Verify, tier, id, p.batch)
 				return rec, bl, err
 			}
 			// Not loaded yet, or a column arrow-go allocated: load it with arrow-go.
 			if fr == nil {
-				var err error
 				if fr, err = openFileReader(data); err != nil {
 					return nil, nil, corrupt("select", tier, id, "%v", err)
 				}
@@ -181,7 +184,7 @@ func selectBytes(info backend.ObjectInfo, data []byte, sel Selection) (*Result, 
 				return nil, nil, corrupt("select", tier, id, "%v", err)
 			}
 			defer full.Release()
-			if bl == nil {
+			if bl == nil || bl.index != nil {
 				if bl, err = lay.learn(p.batch, full, data, tier, id); err != nil {
 					return nil, nil, err
 				}
@@ -496,23 +499,34 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 	if err != nil {
 		return nil, err
 	}
+	// Batches whose selected columns are not known yet have their metadata
+	// fetched: their layout index gives the columns, or arrow-go loads the
+	// batch (over zeros for the body) and it is learnt.
 	var unknown []int
 	for _, p := range plan.parts {
-		if lay.batch(p.batch) == nil {
+		if bl, _ := lay.batch(p.batch, idx, nil, f.tier, f.id); bl == nil || !bl.templated(idx) {
 			unknown = append(unknown, p.batch)
 		}
 	}
 	if len(unknown) > 0 {
-		if f.fr == nil {
-			if err := f.open(ctx); err != nil {
-				return nil, err
-			}
-		}
 		if err := f.fetch(ctx, f.metaRanges(unknown)); err != nil {
 			return nil, err
 		}
 		for _, i := range unknown {
-			rec, err := recordAt(f.fr, f.m.data, f.batches[i], i)
+			b := f.batches[i]
+			bl, err := lay.batch(i, idx, f.m.data[b.offset:b.offset+b.meta], f.tier, f.id)
+			if err != nil {
+				return nil, err
+			}
+			if bl != nil && (bl.index == nil || bl.templated(idx)) {
+				continue
+			}
+			if f.fr == nil {
+				if err := f.open(ctx); err != nil {
+					return nil, err
+				}
+			}
+			rec, err := recordAt(f.fr, f.m.data, b, i)
 			if err != nil {
 				return nil, corrupt("select", f.tier, f.id, "%v", err)
 			}
@@ -527,7 +541,9 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 	bls := make([]*batchLayout, len(plan.parts))
 	var need []byteRange
 	for k, p := range plan.parts {
-		bls[k] = lay.batch(p.batch)
+		if bls[k], err = lay.batch(p.batch, idx, nil, f.tier, f.id); err != nil {
+			return nil, err
+		}
 		if !bls[k].templated(idx) {
 			// A buffer arrow-go allocated: the general path says what it is.
 			f.stats.SelectedBytes = 0

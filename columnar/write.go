@@ -39,10 +39,13 @@ func Write(ctx context.Context, b backend.Backend, id backend.ID, schema *arrow.
 // schema's metadata gains the batch row counts (MetaBatchRows) and the codec
 // (MetaCodec), and each record batch's metadata the CRC-32C of each column's
 // buffers (MetaColumnCRC), so that a reader of a few columns can check what
-// it fetched. Any Arrow reader reads the file; the keys are plain metadata.
+// it fetched, and, without compression, the batch's layout index
+// (MetaLayout), so that it finds them without loading the whole batch. Any
+// Arrow reader reads the file; the keys are plain metadata.
 //
-// The file is encoded twice: once to compute the checksums over the arrays as
-// a reader will load them, once with the checksums in the batches' metadata.
+// The file is encoded twice: once to compute the checksums and layouts over
+// the arrays as a reader will load them, once with them in the batches'
+// metadata.
 func Encode(schema *arrow.Schema, batches []arrow.RecordBatch, opts WriteOptions) ([]byte, error) {
 	codec := opts.Compression
 	if codec == "" {
@@ -83,7 +86,7 @@ func Encode(schema *arrow.Schema, batches []arrow.RecordBatch, opts WriteOptions
 	if err != nil {
 		return nil, err
 	}
-	crcs, err := columnCRCs(first)
+	crcs, index, err := readBack(first, codec == None)
 	if err != nil {
 		return nil, fmt.Errorf("reading back the encoded file: %w", err)
 	}
@@ -92,7 +95,11 @@ func Encode(schema *arrow.Schema, batches []arrow.RecordBatch, opts WriteOptions
 		for j, c := range crcs[i] {
 			hex[j] = fmt.Sprintf("%08x", c)
 		}
-		md := arrow.NewMetadata([]string{MetaColumnCRC}, []string{strings.Join(hex, ",")})
+		keys, vals := []string{MetaColumnCRC}, []string{strings.Join(hex, ",")}
+		if index != nil {
+			keys, vals = append(keys, MetaLayout), append(vals, index[i])
+		}
+		md := arrow.NewMetadata(keys, vals)
 		recs[i] = array.NewRecordBatchWithMetadata(schema, rec.Columns(), rec.NumRows(), md)
 		defer recs[i].Release()
 	}
@@ -117,34 +124,51 @@ func encode(schema *arrow.Schema, recs []arrow.RecordBatch, opts []ipc.Option) (
 	return buf.Bytes(), nil
 }
 
-// columnCRCs reads the file back with arrow-go and returns the checksum
-// (columnCRC) of every column of every batch.
-func columnCRCs(file []byte) ([][]uint32, error) {
+// readBack reads the file back with arrow-go and returns the checksum
+// (columnCRC) of every column of every batch and, when indexed, each batch's
+// layout index (MetaLayout).
+func readBack(file []byte, indexed bool) ([][]uint32, []string, error) {
 	size := int64(len(file))
 	flen, err := footerLength(file[max(size-trailerLen, 0):], size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	_, batches, err := footerBlocks(file[size-trailerLen-flen:size-trailerLen], size)
+	dicts, batches, err := footerBlocks(file[size-trailerLen-flen:size-trailerLen], size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fr, err := openFileReader(file)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer fr.Close()
-	out := make([][]uint32, len(batches))
-	for i := range out {
-		rec, err := recordAt(fr, file, batches[i], i)
+	crcs := make([][]uint32, len(batches))
+	var index []string
+	if indexed {
+		index = make([]string, len(batches))
+	}
+	for i, b := range batches {
+		rec, err := recordAt(fr, file, b, i)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out[i] = make([]uint32, rec.NumCols())
+		crcs[i] = make([]uint32, rec.NumCols())
+		tmpls := make([]*arrayTmpl, rec.NumCols())
 		for j, col := range rec.Columns() {
-			out[i][j] = columnCRC(rec.Schema().Field(j), col.Data())
+			field := rec.Schema().Field(j)
+			crcs[i][j] = columnCRC(field, col.Data())
+			if indexed {
+				var nodes int
+				t, err := newTemplate(col.Data(), file, byteRange{b.bodyStart(), b.body}, dicts, &nodes)
+				if err == nil && t.indexable(field.Type, 0) {
+					tmpls[j] = t
+				}
+			}
+		}
+		if indexed {
+			index[i] = encodeIndex(i, b, tmpls, crcs[i])
 		}
 		rec.Release()
 	}
-	return out, nil
+	return crcs, index, nil
 }
