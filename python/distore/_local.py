@@ -18,6 +18,16 @@ MAX_PAYLOAD = 128 << 10
 MAX_INLINE = 64 << 10
 NO_OFFSET = (1 << 64) - 1
 
+# A reply is awaited by polling the socket for up to SPIN seconds before
+# blocking in the kernel: on a machine with a core to spare, the wake-up of
+# a blocked process costs about as much as the server's whole answer (on the
+# virtual machines measured, a round trip went from 55 to 40 µs). Never on
+# one core, where spinning would keep the server from running.
+SPIN = 50e-6 if (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) > 1 else 0.0
+# Releases wait to go out with the next request (one send, not two), at
+# most PENDING_RELEASES of them, or until the idle timer runs.
+PENDING_RELEASES = 64
+
 OP_HELLO, OP_MAP_WRITE, OP_GET, OP_RELEASE, OP_CREATE, OP_WRITE, OP_SEAL, OP_ABORT = 1, 2, 3, 4, 5, 6, 7, 8
 OP_PUT_INLINE, OP_DELETE, OP_PIN, OP_UNPIN, OP_PREFETCH, OP_INFO = 9, 10, 11, 12, 13, 14
 OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS, OP_WRITTEN, OP_PUT_REF = 15, 16, 17, 18, 19
@@ -27,6 +37,8 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _REF_OFF = struct.Struct("<QQ")
 _GET_HDR = struct.Struct("<IB3xI")  # header + the ID string's length
+_RELEASE = struct.Struct("<IB3xQ")  # header + the reference
+_PUT_INLINE = struct.Struct("<qII")  # importance, flags, size
 _INFO_TAIL = struct.Struct("<qIqqI")  # importance, pins, created, accessed, checksum
 
 
@@ -99,6 +111,7 @@ class LocalConn:
             self.sock.close()
             raise errors.Unavailable("distore local socket %s: %s" % (path, e)) from e
         self.buf = bytearray(HEADER.size + MAX_PAYLOAD)
+        self.pending = []  # release frames not sent yet
         self.wview = None
         self.wmm = None
         try:
@@ -157,11 +170,18 @@ class LocalConn:
     # -- framing
 
     def _send(self, op, payload):
-        self._sendall(HEADER.pack(len(payload), op) + payload)
+        self._sendall(HEADER.pack(len(payload), op), payload)
 
-    def _sendall(self, data):
+    def _sendall(self, *parts):
+        """Send the pending releases and parts in one system call."""
+        if self.pending:
+            parts = self.pending + list(parts)
+            self.pending = []
         try:
-            self.sock.sendall(data)
+            sent = self.sock.sendmsg(parts)
+            total = sum(len(p) for p in parts)
+            if sent < total:  # interrupted part-way: the rest, the slow way
+                self.sock.sendall(b"".join(bytes(p) for p in parts)[sent:])
         except (BlockingIOError, TimeoutError) as e:
             raise self._timed_out("sending a request") from e
 
@@ -191,7 +211,18 @@ class LocalConn:
                     k = len(msg)
                     buf[n:n + k] = msg
                 else:
-                    k = self.sock.recv_into(mv[n:])
+                    k = -1
+                    if SPIN:
+                        until = time.perf_counter() + SPIN
+                        while True:
+                            try:
+                                k = self.sock.recv_into(mv[n:], 0, socket.MSG_DONTWAIT)
+                                break
+                            except BlockingIOError:
+                                if time.perf_counter() > until:
+                                    break
+                    if k < 0:
+                        k = self.sock.recv_into(mv[n:])
             except (BlockingIOError, TimeoutError) as e:
                 if fd >= 0:
                     os.close(fd)
@@ -233,7 +264,7 @@ class LocalConn:
         if self.epochs is not None:
             slot = zlib.crc32(b) & self.slot_mask
             epoch = self.epochs[slot]  # before the request: a delete after it shows
-        self._sendall(_GET_HDR.pack(4 + len(b), OP_GET, len(b)) + b)
+        self._sendall(_GET_HDR.pack(4 + len(b), OP_GET, len(b)), b)
         kind, p, _ = self._recv()
         if kind == REPLY_ERROR:
             raise _error(p, "get", oid)
@@ -293,7 +324,11 @@ class LocalConn:
             self._send_release(r.ref)
 
     def _send_release(self, ref):
-        self._sendall(HEADER.pack(8, OP_RELEASE) + _U64.pack(ref))
+        self.pending.append(_RELEASE.pack(8, OP_RELEASE, ref))
+        if len(self.pending) >= PENDING_RELEASES:
+            self._sendall()
+        elif self.timer is None:
+            self._arm(CACHE_IDLE_TTL)
 
     def _arm(self, delay):
         self.timer = threading.Timer(delay, self._expire)
@@ -302,31 +337,38 @@ class LocalConn:
 
     def _expire(self):
         with self.lock:
-            self.timer = None
             if self.sock.fileno() < 0:
+                self.timer = None
                 return
-            now = time.monotonic()
-            while self.idle:
-                r = next(iter(self.idle))
-                wait = CACHE_IDLE_TTL - (now - r.since)
-                if wait > 0:
-                    self._arm(wait)
-                    return
-                try:
-                    self._detach(r)
-                except OSError:
-                    return  # the connection is gone: the server released all
+            now, wait = time.monotonic(), None
+            try:
+                while self.idle:
+                    r = next(iter(self.idle))
+                    wait = CACHE_IDLE_TTL - (now - r.since)
+                    if wait > 0:
+                        break
+                    wait = None
+                    self._detach(r)  # self.timer is still set: no new timer
+                if self.pending:
+                    self._sendall()
+            except (OSError, errors.DistoreError):
+                return  # the connection is gone: the server released all
+            finally:
+                self.timer = None
+            if wait is not None:
+                self._arm(wait)
 
     def put(self, data, oid, importance):
         mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         n = len(mv)
         if n <= MAX_INLINE:
             if self.epochs is None:
-                p = self._call("put", OP_PUT_INLINE, _str(oid) + struct.pack("<qI", importance, 0) + _U32.pack(n) + bytes(mv),
+                p = self._call("put", OP_PUT_INLINE, _str(oid) + _PUT_INLINE.pack(importance, 0, n) + bytes(mv),
                                object_id=oid or None)
                 return _info(p, 0)
             # Keep the reference the server takes, for a get of this put.
-            self._send(OP_PUT_REF, _str(oid) + struct.pack("<qI", importance, 0) + _U32.pack(n) + bytes(mv))
+            head = _str(oid) + _PUT_INLINE.pack(importance, 0, n)
+            self._sendall(HEADER.pack(len(head) + n, OP_PUT_REF) + head, mv)
             kind, p, _ = self._recv()
             if kind == REPLY_ERROR:
                 raise _error(p, "put", oid or None)

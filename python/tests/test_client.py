@@ -163,6 +163,27 @@ class LocalTest(unittest.TestCase):
             wait_for("bytes freed after the client's own delete", lambda: memory_used(self.srv.url) <= base - (100 << 10),
                      timeout=0.3)
 
+    def test_releases_reach_the_server(self):
+        # A release goes out with the client's next request (one send), or by
+        # the idle timer when no request follows: a deleted object's bytes
+        # are freed either way.
+        with distore.Client(self.sock) as c, distore.Client(self.srv.url) as h:
+            for i, follow in enumerate((True, False)):
+                oid = "released%d" % i
+                h.put(payload(100 << 10, 30 + i), object_id=oid)
+                base = memory_used(self.srv.url)
+                self.assertEqual(bytes(c.get(oid)[:10]), payload(100 << 10, 30 + i)[:10])
+                c.release()  # the kept reference too
+                h.delete(oid)
+                if follow:
+                    with self.assertRaises(distore.NotFound):
+                        c.info("no-such-object")
+                    wait_for("bytes freed after the next request", lambda: memory_used(self.srv.url) <= base - (100 << 10),
+                             timeout=0.2)
+                else:
+                    wait_for("bytes freed by the idle timer", lambda: memory_used(self.srv.url) <= base - (100 << 10),
+                             timeout=2.0)
+
     def test_go_and_python_across_processes(self):
         gobin = serverproc.go_build("./python/tests/goclient", "goclient")
         # Go puts, Python reads in place.
