@@ -91,23 +91,24 @@ func newLayout(size int64, schema *arrow.Schema, dicts, batches []block, rows []
 // idx are decoded from it; where it has none, or a column has no entry,
 // templated(idx) is false and the caller loads the batch with arrow-go and
 // learns it (which replaces what the index gave). nil: nothing known yet.
-func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backend.ID) (*batchLayout, error) {
+// grew: templates were decoded (the cache accounts for them again).
+func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backend.ID) (bl *batchLayout, grew bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	bl := l.loaded[i]
+	bl = l.loaded[i]
 	if meta == nil || (bl != nil && bl.index == nil) || (bl != nil && bl.has(idx)) {
-		return bl, nil
+		return bl, false, nil
 	}
 	if bl == nil {
 		if err := checkMessageVectors(meta); err != nil {
-			return nil, corrupt("select", tier, id, "record batch %d: %v", i, err)
+			return nil, false, corrupt("select", tier, id, "record batch %d: %v", i, err)
 		}
 		x, err := batchIndex(meta, i, l.schema.NumFields())
 		if err != nil {
-			return nil, corrupt("select", tier, id, "%v", err)
+			return nil, false, corrupt("select", tier, id, "%v", err)
 		}
 		if x == nil {
-			return nil, nil
+			return nil, false, nil
 		}
 		n := l.schema.NumFields()
 		bl = &batchLayout{index: x, cols: make([]*arrayTmpl, n), crcs: make([]uint32, n), size: make([]int64, n), decoded: make([]bool, n)}
@@ -120,7 +121,7 @@ func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backen
 		}
 		t, crc, nodes, err := bl.index.template(c, l.schema.Field(c).Type, l.rows[i], byteRange{b.bodyStart(), b.body})
 		if err != nil {
-			return nil, corrupt("select", tier, id, "%v", err)
+			return nil, false, corrupt("select", tier, id, "%v", err)
 		}
 		if t != nil {
 			bl.cols[c], bl.crcs[c], bl.size[c] = t, crc, t.size()
@@ -128,7 +129,7 @@ func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backen
 		}
 		bl.decoded[c] = true
 	}
-	return bl, nil
+	return bl, true, nil
 }
 
 // has reports whether the columns idx were decoded from the index.

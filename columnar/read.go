@@ -165,10 +165,11 @@ func selectBytes(info backend.ObjectInfo, data []byte, sel Selection) (*Result, 
 	for _, p := range plan.parts {
 		rec, bl, err := func() (arrow.RecordBatch, *batchLayout, error) {
 			b := lay.batches[p.batch]
-			bl, err := lay.batch(p.batch, idx, data[b.offset:b.offset+b.meta], tier, id)
+			bl, grew, err := lay.batch(p.batch, idx, data[b.offset:b.offset+b.meta], tier, id)
 			if err != nil {
 				return nil, nil, err
 			}
+			learnt = learnt || grew
 			if bl != nil && bl.templated(idx) {
 				rec, err := bl.record(data, lay.schema, out, idx, lay.rows[p.batch], p.lo, p.hi, sel.Verify, tier, id, p.batch)
 				return rec, bl, err
@@ -504,7 +505,7 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 	// batch (over zeros for the body) and it is learnt.
 	var unknown []int
 	for _, p := range plan.parts {
-		if bl, _ := lay.batch(p.batch, idx, nil, f.tier, f.id); bl == nil || !bl.templated(idx) {
+		if bl, _, _ := lay.batch(p.batch, idx, nil, f.tier, f.id); bl == nil || (bl.index != nil && !bl.templated(idx)) {
 			unknown = append(unknown, p.batch)
 		}
 	}
@@ -514,7 +515,7 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 		}
 		for _, i := range unknown {
 			b := f.batches[i]
-			bl, err := lay.batch(i, idx, f.m.data[b.offset:b.offset+b.meta], f.tier, f.id)
+			bl, _, err := lay.batch(i, idx, f.m.data[b.offset:b.offset+b.meta], f.tier, f.id)
 			if err != nil {
 				return nil, err
 			}
@@ -541,7 +542,7 @@ func (f *rangedFile) selectLayout(ctx context.Context, key layoutKey, lay *fileL
 	bls := make([]*batchLayout, len(plan.parts))
 	var need []byteRange
 	for k, p := range plan.parts {
-		if bls[k], err = lay.batch(p.batch, idx, nil, f.tier, f.id); err != nil {
+		if bls[k], _, err = lay.batch(p.batch, idx, nil, f.tier, f.id); err != nil {
 			return nil, err
 		}
 		if !bls[k].templated(idx) {

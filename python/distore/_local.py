@@ -38,7 +38,7 @@ _U64 = struct.Struct("<Q")
 _REF_OFF = struct.Struct("<QQ")
 _GET_HDR = struct.Struct("<IB3xI")  # header + the ID string's length
 _RELEASE = struct.Struct("<IB3xQ")  # header + the reference
-_PUT_INLINE = struct.Struct("<qII")  # importance, flags, size
+_PUT_INLINE = struct.Struct("<qII")  # importance, checksum (0: the server computes it), size
 _INFO_TAIL = struct.Struct("<qIqqI")  # importance, pins, created, accessed, checksum
 
 
