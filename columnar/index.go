@@ -164,11 +164,7 @@ func batchIndex(meta []byte, i, ncols int) (x *layoutIndex, err error) {
 			x, err = nil, fmt.Errorf("record batch %d: message metadata does not decode: %v", i, p)
 		}
 	}()
-	fb := meta[8:]
-	if binary.LittleEndian.Uint32(meta) != 0xFFFFFFFF {
-		fb = meta[4:] // the format before Arrow 0.15 had no continuation marker
-	}
-	msg := arrowfb.GetRootAsMessage(fb, 0)
+	msg := arrowfb.GetRootAsMessage(messageFlatbuffer(meta), 0)
 	var kv arrowfb.KeyValue
 	for j := range msg.CustomMetadataLength() {
 		if msg.CustomMetadata(&kv, j) && string(kv.Key()) == MetaLayout {

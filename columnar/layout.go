@@ -429,12 +429,19 @@ func checkMessageVectors(meta []byte) (err error) {
 	if len(meta) < 8 {
 		return errors.New("message metadata too short")
 	}
-	fb := meta[8:]
-	if binary.LittleEndian.Uint32(meta) != 0xFFFFFFFF {
-		fb = meta[4:] // the format before Arrow 0.15 had no continuation marker
-	}
+	fb := messageFlatbuffer(meta)
 	if n := arrowfb.GetRootAsMessage(fb, 0).CustomMetadataLength(); n > len(fb)/4 {
 		return fmt.Errorf("message claims %d metadata entries in %d bytes", n, len(fb))
 	}
 	return nil
+}
+
+// messageFlatbuffer is the FlatBuffers message in a metadata block of at
+// least 8 bytes: after the continuation marker and length, or after the
+// length alone (the format before Arrow 0.15 had no marker).
+func messageFlatbuffer(meta []byte) []byte {
+	if binary.LittleEndian.Uint32(meta) != 0xFFFFFFFF {
+		return meta[4:]
+	}
+	return meta[8:]
 }
