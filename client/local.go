@@ -39,9 +39,12 @@ type Local struct {
 	rw    *localMapping // writable mapping, for puts; made on the first put
 	pins  map[backend.ID]int
 	cache localCache // references kept after release (localcache.go)
-	dead  error      // set when the connection broke: every later call fails with it
-	kind  byte       // the reply kind roundTrip read last
-	dl    bool       // a deadline is set on conn
+	// releases are OpRelease frames not sent yet: they go out with the next
+	// request (one writev), or by the idle timer (localcache.go).
+	releases []byte
+	dead     error // set when the connection broke: every later call fails with it
+	kind     byte  // the reply kind roundTrip read last
+	dl       bool  // a deadline is set on conn
 }
 
 // begin applies ctx to the call about to start: its error if it is done,
@@ -173,7 +176,7 @@ func (l *Local) roundTrip(op string, id backend.ID, wantFD bool, e *localproto.E
 	if err != nil {
 		return nil, -1, err
 	}
-	if _, err := l.conn.Write(f); err != nil {
+	if err := l.send(f); err != nil {
 		return nil, -1, l.broken(op, err)
 	}
 	fd := -1
@@ -196,6 +199,19 @@ func (l *Local) roundTrip(op string, id backend.ID, wantFD bool, e *localproto.E
 		return nil, -1, d.Error(op, id)
 	}
 	return d, fd, nil
+}
+
+// send writes frame f after the releases waiting to go out, in one writev.
+// The caller holds l.mu.
+func (l *Local) send(f []byte) error {
+	if len(l.releases) == 0 {
+		_, err := l.conn.Write(f)
+		return err
+	}
+	bufs := net.Buffers{l.releases, f}
+	_, err := bufs.WriteTo(l.conn)
+	l.releases = l.releases[:0]
+	return err
 }
 
 // broken marks the connection unusable after a transport error.
@@ -419,7 +435,7 @@ func (l *Local) Put(ctx context.Context, data []byte, opts PutOptions) (backend.
 			copy(room[done:done+n], data[done:done+n])
 			if done += n; done < len(data) {
 				f, _ := l.enc.Begin(localproto.OpWritten).U64(h).U64(uint64(done)).Frame()
-				if _, err := l.conn.Write(f); err != nil {
+				if err := l.send(f); err != nil {
 					return backend.ObjectInfo{}, l.broken("put", err)
 				}
 			}

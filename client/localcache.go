@@ -166,10 +166,11 @@ func (l *Local) expireIdle() {
 		e := f.Value.(*cref)
 		if wait := cacheIdleTTL - time.Since(e.since); wait > 0 {
 			c.timer = time.AfterFunc(wait, l.expireIdle)
-			return
+			break
 		}
 		l.detach(e)
 	}
+	l.flushReleases()
 }
 
 // ReleaseCached releases every reference the Local keeps for objects no
@@ -204,14 +205,42 @@ func (l *Local) dropCached() {
 	}
 }
 
-// sendRelease tells the server to release ref (no reply). The caller holds
-// l.mu.
+// maxPendingReleases bounds the releases that wait for a request to go out
+// with (16 bytes each); releaseTimeout bounds a send of them alone.
+const (
+	maxPendingReleases = 64
+	releaseTimeout     = 5 * time.Second
+)
+
+// sendRelease tells the server to release ref (no reply): with the next
+// request, in the same write (a release costs no system call of its own), or
+// by the idle timer if none comes. The caller holds l.mu.
 func (l *Local) sendRelease(ref uint64) {
 	if l.dead != nil {
 		return
 	}
 	f, _ := l.enc.Begin(localproto.OpRelease).U64(ref).Frame()
-	if _, err := l.conn.Write(f); err != nil {
+	l.releases = append(l.releases, f...)
+	switch {
+	case len(l.releases) >= maxPendingReleases*len(f):
+		l.flushReleases()
+	case l.cache.timer == nil:
+		l.cache.timer = time.AfterFunc(cacheIdleTTL, l.expireIdle)
+	}
+}
+
+// flushReleases sends the releases waiting to go out, within
+// releaseTimeout (not under the deadline an earlier call's context left on
+// the connection). The caller holds l.mu.
+func (l *Local) flushReleases() {
+	if len(l.releases) == 0 || l.dead != nil {
+		return
+	}
+	l.dl = true // the next call sets its own deadline, or none
+	_ = l.conn.SetDeadline(time.Now().Add(releaseTimeout))
+	_, err := l.conn.Write(l.releases)
+	l.releases = l.releases[:0]
+	if err != nil {
 		l.broken("release", err)
 	}
 }

@@ -696,3 +696,39 @@ func TestLocalCachedGet(t *testing.T) {
 		t.Fatalf("get of its own put after another client's delete: %v, want not found", err)
 	}
 }
+
+// A client's releases reach the server with its next request, or by
+// themselves within the idle time when no request follows, also after a
+// call whose context deadline has passed since (the release must not be cut
+// by that old deadline, which would break the connection).
+func TestLocalReleasesReachTheServer(t *testing.T) {
+	ctx := context.Background()
+	e := newLocalEnv(t, 64<<20)
+	a := e.dial(t)
+	refs := func() float64 { return e.metricValue(t, "distore_local_references") }
+	if _, err := a.Put(ctx, randBytes(100<<10), client.PutOptions{ID: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, follow := range []bool{true, false} {
+		tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		o, err := a.GetObject(tctx, "r")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Close()
+		time.Sleep(60 * time.Millisecond) // the get's deadline has passed
+		a.ReleaseCached()
+		if follow {
+			if _, err := a.Info(ctx, "r"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 100*time.Millisecond, "the release sent with the next request", func() bool { return refs() == 0 })
+		} else {
+			waitFor(t, 2*time.Second, "the release sent by the idle timer", func() bool { return refs() == 0 })
+		}
+	}
+	if _, err := a.Info(ctx, "r"); err != nil {
+		t.Fatalf("the connection after the releases: %v", err)
+	}
+}
