@@ -1,6 +1,7 @@
 package columnar
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -147,7 +148,7 @@ func entryCRC(batch, col int, rest []byte) uint32 {
 
 // layoutIndex is a batch's MetaLayout value, decoded piece by piece.
 type layoutIndex struct {
-	enc   []byte // aliases the batch's metadata block
+	enc   []byte // the value, copied out of the batch's metadata block
 	size  int    // bytes of the decoded blob
 	batch int
 	cols  int
@@ -168,7 +169,10 @@ func batchIndex(meta []byte, i, ncols int) (x *layoutIndex, err error) {
 	var kv arrowfb.KeyValue
 	for j := range msg.CustomMetadataLength() {
 		if msg.CustomMetadata(&kv, j) && string(kv.Key()) == MetaLayout {
-			return parseIndex(kv.Value(), i, ncols)
+			// A copy: the layout outlives the bytes it was read from (a
+			// ranged read's private mapping, or an object the memory tier
+			// may move), and later selections decode more columns from it.
+			return parseIndex(bytes.Clone(kv.Value()), i, ncols)
 		}
 	}
 	return nil, nil

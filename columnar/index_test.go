@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"golang.org/x/sys/unix"
 
 	"distore/columnar"
 )
@@ -82,6 +83,36 @@ func TestLayoutIndex(t *testing.T) {
 	if layoutValue(t, zstd, 2) != "" {
 		t.Fatal("a compressed file has a layout index")
 	}
+}
+
+// TestLayoutIndexOutlivesItsRead: a batch's layout index, learnt by one
+// selection from disk (from a mapping unmapped when its result closes), gives
+// another selection its other columns.
+func TestLayoutIndexOutlivesItsRead(t *testing.T) {
+	recs := makeBatches(t, 100, 150, 57)
+	b := tiers[1].open(t)
+	id := writeTable(t, b, recs)
+	info, err := b.ObjectInfo(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	columnar.ForgetLayoutsForTest()
+	res, err := columnar.Select(t.Context(), b, id, columnar.Selection{Columns: []string{"i64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close() // unmaps the mapping the index was read from
+	// Memory of another kind where that mapping was (the kernel hands the
+	// same addresses out again), so that reading it is noticed.
+	other, err := unix.Mmap(-1, 0, int(info.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(other)
+	for i := range other {
+		other[i] = 0xFF
+	}
+	check(t, b, id, recs, columnar.Selection{Columns: []string{"s", "ls", "bin", "flag", "nul"}})
 }
 
 // TestDamagedLayoutIndex flips each character of a batch's layout index: a selection from memory, not verifying checksums, answers
