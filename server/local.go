@@ -412,7 +412,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		if d.Done() != nil {
 			return bad()
 		}
-		c.written(h, upto)
+		c.written(h, upto, c.sealQueued(localproto.HeaderSize+len(payload), h))
 		return true // no reply
 	case localproto.OpSeal:
 		h, crc := d.U64(), d.U32()
@@ -676,7 +676,29 @@ func (c *localConn) write(h uint64, data []byte) bool {
 
 // written checksums the part of a put's room the client says it has
 // written (OpWritten), so that the seal has only the rest to do.
-func (c *localConn) written(h, upto uint64) {
+// sealQueued reports whether a seal of put h is among the frames already
+// received after the one ending at off: the client has finished copying and
+// waits, so the seal may checksum what is left on several cores.
+func (c *localConn) sealQueued(off int, h uint64) bool {
+	for off+localproto.HeaderSize <= c.rn {
+		hd, err := localproto.ParseHeader(c.rbuf[off:c.rn])
+		end := off + localproto.HeaderSize + int(hd.Len)
+		if err != nil || end > c.rn {
+			return false
+		}
+		if hd.Op == localproto.OpSeal {
+			d := localproto.NewDecoder(c.rbuf[off+localproto.HeaderSize : end])
+			return d.U64() == h
+		}
+		off = end
+	}
+	return false
+}
+
+// written is an OpWritten: the bytes of put h's room up to upto are in place,
+// and are checksummed now unless the put's seal is already queued (then the
+// seal checksums them with the rest, on several cores).
+func (c *localConn) written(h, upto uint64, sealing bool) {
 	p, ok := c.puts[h]
 	switch {
 	case !ok:
@@ -685,6 +707,7 @@ func (c *localConn) written(h, upto uint64) {
 	case p.region == nil || upto > uint64(len(p.region)) || int64(upto) < p.n:
 		p.err = backend.Errorf("written", "local", p.id, backend.ErrInvalidArgument,
 			"%d bytes written is not between the %d said before and the room's %d", upto, p.n, len(p.region))
+	case sealing:
 	default:
 		if _, err := p.w.Write(p.region[p.n:upto]); err != nil { // in place: checksummed, not copied
 			p.err = err

@@ -732,3 +732,79 @@ func TestLocalReleasesReachTheServer(t *testing.T) {
 		t.Fatalf("the connection after the releases: %v", err)
 	}
 }
+
+// OpWritten frames that arrive together with their put's seal are left to
+// the seal, which checksums what is left at once: the object stored is the
+// bytes written, with their checksum, and a written past the room is still
+// refused.
+func TestLocalWrittenWithSealQueued(t *testing.T) {
+	e := newLocalEnv(t, 64<<20)
+	c := localRawConn(t, e)
+	var enc localproto.Encoder
+	f, _ := enc.Begin(localproto.OpMapWrite).Frame()
+	c.Write(f)
+	buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("map_write sent no descriptor: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("map_write descriptor: %v", err)
+	}
+	arena, err := unix.Mmap(fds[0], 0, 64<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	unix.Close(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(arena)
+
+	for k, bad := range []bool{false, true} {
+		data := randBytes(5<<20 + 3)
+		id := fmt.Sprintf("queued%d", k)
+		f, _ := enc.Begin(localproto.OpCreate).Str(id).U64(uint64(len(data))).I64(0).Frame()
+		c.Write(f)
+		op, p, _, err := localproto.ReadFrame(c, nil)
+		if err != nil || op != localproto.ReplyCreated {
+			t.Fatalf("create: %d %v", op, err)
+		}
+		d := localproto.NewDecoder(p)
+		h, off := d.U64(), d.U64()
+		copy(arena[off:], data)
+		// Every written and the seal in one write: the server reads them together.
+		var frames []byte
+		for upto := uint64(1 << 20); upto < uint64(len(data)); upto += 1 << 20 {
+			f, _ := enc.Begin(localproto.OpWritten).U64(h).U64(upto).Frame()
+			frames = append(frames, f...)
+		}
+		if bad {
+			f, _ := enc.Begin(localproto.OpWritten).U64(h).U64(uint64(len(data)) + 1).Frame()
+			frames = append(frames, f...)
+		}
+		f, _ = enc.Begin(localproto.OpSeal).U64(h).U32(0).Frame()
+		c.Write(append(frames, f...))
+		op, msg := readReply(t, c)
+		if bad {
+			if !strings.Contains(msg, "written") {
+				t.Fatalf("seal after a written past the room: %d %q", op, msg)
+			}
+			continue
+		}
+		if op != localproto.ReplyInfo {
+			t.Fatalf("seal: %d %q", op, msg)
+		}
+		info, err := e.st.ObjectInfo(context.Background(), backend.ID(id))
+		if err != nil || info.Checksum != backend.Checksum(data) {
+			t.Fatalf("the sealed object: %+v %v, want checksum %08x", info, err, backend.Checksum(data))
+		}
+		got, err := e.st.Get(context.Background(), backend.ID(id))
+		if err != nil || !bytes.Equal(got.Bytes(), data) {
+			t.Fatalf("the sealed object's bytes: %v", err)
+		}
+		got.Close()
+	}
+}
