@@ -676,11 +676,13 @@ func (c *localConn) write(h uint64, data []byte) bool {
 
 // written checksums the part of a put's room the client says it has
 // written (OpWritten), so that the seal has only the rest to do.
-// sealQueued reports whether a seal of put h is among the frames already
-// received after the one ending at off: the client has finished copying and
-// waits, so the seal may checksum what is left on several cores.
+// sealQueued reports whether a seal of put h is among the next frames
+// already received after the one ending at off: the client has finished
+// copying and waits, so the seal may checksum what is left on several cores.
+// It looks at most sealLookahead frames ahead, so that a stream of written
+// frames costs linear time.
 func (c *localConn) sealQueued(off int, h uint64) bool {
-	for off+localproto.HeaderSize <= c.rn {
+	for k := 0; k < sealLookahead && off+localproto.HeaderSize <= c.rn; k++ {
 		hd, err := localproto.ParseHeader(c.rbuf[off:c.rn])
 		end := off + localproto.HeaderSize + int(hd.Len)
 		if err != nil || end > c.rn {
@@ -694,6 +696,10 @@ func (c *localConn) sealQueued(off int, h uint64) bool {
 	}
 	return false
 }
+
+// sealLookahead: a put's backlog of 1 MiB written frames rarely exceeds a
+// few dozen.
+const sealLookahead = 64
 
 // written is an OpWritten: the bytes of put h's room up to upto are in place,
 // and are checksummed now unless the put's seal is already queued (then the
