@@ -674,8 +674,6 @@ func (c *localConn) write(h uint64, data []byte) bool {
 	return c.replyOK()
 }
 
-// written checksums the part of a put's room the client says it has
-// written (OpWritten), so that the seal has only the rest to do.
 // sealQueued reports whether a seal of put h is among the next frames
 // already received after the one ending at off: the client has finished
 // copying and waits, so the seal may checksum what is left on several cores.
@@ -701,9 +699,10 @@ func (c *localConn) sealQueued(off int, h uint64) bool {
 // few dozen.
 const sealLookahead = 64
 
-// written is an OpWritten: the bytes of put h's room up to upto are in place,
-// and are checksummed now unless the put's seal is already queued (then the
-// seal checksums them with the rest, on several cores).
+// written is an OpWritten: the bytes of put h's room up to upto are in
+// place. They are checksummed now, so that the seal has only the rest to do,
+// unless the put's seal is queued already: then the seal checksums them with
+// the rest, on several cores.
 func (c *localConn) written(h, upto uint64, sealing bool) {
 	p, ok := c.puts[h]
 	switch {
