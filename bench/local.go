@@ -221,18 +221,6 @@ func putVsCopySeparate(ctx context.Context, dir string) (cp, put time.Duration, 
 	return putVsCopy(ctx, lc)
 }
 
-func bestOf(n int, f func() error) (time.Duration, error) {
-	best := time.Duration(1 << 62)
-	for range n {
-		start := time.Now()
-		if err := f(); err != nil {
-			return 0, err
-		}
-		best = min(best, time.Since(start))
-	}
-	return best, nil
-}
-
 // pyResults are the Python script's figures (µs per get, pairs/s).
 type pyResults struct {
 	Get     map[string]float64 `json:"get"` // "local 4096" -> µs

@@ -103,7 +103,7 @@ func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backen
 		if err := checkMessageVectors(meta); err != nil {
 			return nil, false, corrupt("select", tier, id, "record batch %d: %v", i, err)
 		}
-		x, err := batchIndex(meta, i, l.schema.NumFields())
+		x, crcs, err := batchIndex(meta, i, l.schema.NumFields())
 		if err != nil {
 			return nil, false, corrupt("select", tier, id, "%v", err)
 		}
@@ -111,7 +111,7 @@ func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backen
 			return nil, false, nil
 		}
 		n := l.schema.NumFields()
-		bl = &batchLayout{index: x, cols: make([]*arrayTmpl, n), crcs: make([]uint32, n), size: make([]int64, n), decoded: make([]bool, n)}
+		bl = &batchLayout{index: x, cols: make([]*arrayTmpl, n), crcs: crcs, size: make([]int64, n), decoded: make([]bool, n)}
 		l.loaded[i] = bl
 	}
 	b := l.batches[i]
@@ -119,12 +119,12 @@ func (l *fileLayout) batch(i int, idx []int, meta []byte, tier string, id backen
 		if bl.decoded[c] {
 			continue
 		}
-		t, crc, nodes, err := bl.index.template(c, l.schema.Field(c).Type, l.rows[i], byteRange{b.bodyStart(), b.body})
+		t, nodes, err := bl.index.template(c, l.schema.Field(c).Type, l.rows[i], byteRange{b.bodyStart(), b.body})
 		if err != nil {
 			return nil, false, corrupt("select", tier, id, "%v", err)
 		}
 		if t != nil {
-			bl.cols[c], bl.crcs[c], bl.size[c] = t, crc, t.size()
+			bl.cols[c], bl.size[c] = t, t.size()
 			l.nodes += nodes
 		}
 		bl.decoded[c] = true

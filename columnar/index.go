@@ -32,8 +32,7 @@ import (
 //	table   columns+1 u32: where column c's entry starts; it ends where
 //	        c+1's starts (empty: no template, e.g. a dictionary column:
 //	        arrow-go learns the batch)
-//	entry   crc u32: CRC-32C of (batch u32, c u32, the rest of the entry)
-//	        column CRC-32C u32 (as MetaColumnCRC)
+//	entry   crc u32: CRC-32C of (batch u32, c u32, the node)
 //	        node
 //	node    uvarint length, null count, offset, buffers (≤ maxIndexBuffers);
 //	        per buffer uvarint body offset and uvarint length+1 (0: none);
@@ -42,7 +41,8 @@ import (
 //
 // A reader base64-decodes only the pieces it needs (4 characters hold 3
 // bytes), checks each entry's CRC and every buffer against the batch's body,
-// so a damaged index is ErrCorrupt and never a wrong buffer.
+// so a damaged index is ErrCorrupt and never a wrong buffer. The columns'
+// checksums are MetaColumnCRC's, beside it in the same metadata.
 
 // MetaLayout (record batch): the layout index of the batch, in a file
 // written by Write without compression (see index.go).
@@ -59,8 +59,8 @@ const (
 var indexEncoding = base64.StdEncoding
 
 // encodeIndex is the MetaLayout value of batch i (block b): the templates
-// of its columns (absolute file ranges; nil: none) and their checksums.
-func encodeIndex(i int, b block, cols []*arrayTmpl, crcs []uint32) string {
+// of its columns (absolute file ranges; nil: none).
+func encodeIndex(i int, b block, cols []*arrayTmpl) string {
 	n := len(cols)
 	blob := make([]byte, indexHeaderLen+4*(n+1), indexHeaderLen+4*(n+1)+40*n)
 	blob[0] = indexVersion
@@ -72,8 +72,7 @@ func encodeIndex(i int, b block, cols []*arrayTmpl, crcs []uint32) string {
 		if t == nil {
 			continue
 		}
-		blob = append(blob, make([]byte, 8)...)
-		binary.LittleEndian.PutUint32(blob[at+4:], crcs[c])
+		blob = append(blob, make([]byte, 4)...)
 		blob = t.appendNode(blob, b.bodyStart())
 		if len(blob)-at > maxIndexEntry {
 			blob = blob[:at] // no template for this one
@@ -156,26 +155,42 @@ type layoutIndex struct {
 
 var errIndex = errors.New("layout index")
 
-// batchIndex finds MetaLayout in the metadata block meta of batch i (ncols
-// columns; the block's vectors checked by checkMessageVectors) and checks
-// its header: nil when the batch has none.
-func batchIndex(meta []byte, i, ncols int) (x *layoutIndex, err error) {
+// batchIndex finds MetaLayout and MetaColumnCRC in the metadata block meta
+// of batch i (ncols columns; the block's vectors checked by
+// checkMessageVectors) and checks the index's header: a nil index when the
+// batch has none; nil checksums when it has none.
+func batchIndex(meta []byte, i, ncols int) (x *layoutIndex, crcs []uint32, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			x, err = nil, fmt.Errorf("record batch %d: message metadata does not decode: %v", i, p)
+			x, crcs, err = nil, nil, fmt.Errorf("record batch %d: message metadata does not decode: %v", i, p)
 		}
 	}()
 	msg := arrowfb.GetRootAsMessage(messageFlatbuffer(meta), 0)
 	var kv arrowfb.KeyValue
+	var index []byte
 	for j := range msg.CustomMetadataLength() {
-		if msg.CustomMetadata(&kv, j) && string(kv.Key()) == MetaLayout {
+		if !msg.CustomMetadata(&kv, j) {
+			continue
+		}
+		switch string(kv.Key()) {
+		case MetaLayout:
 			// A copy: the layout outlives the bytes it was read from (a
 			// ranged read's private mapping, or an object the memory tier
 			// may move), and later selections decode more columns from it.
-			return parseIndex(bytes.Clone(kv.Value()), i, ncols)
+			index = bytes.Clone(kv.Value())
+		case MetaColumnCRC:
+			if crcs, err = parseCRCList(string(kv.Value()), ncols); err != nil {
+				return nil, nil, fmt.Errorf("record batch %d: %w", i, err)
+			}
 		}
 	}
-	return nil, nil
+	if index == nil {
+		return nil, nil, nil
+	}
+	if x, err = parseIndex(index, i, ncols); err != nil {
+		return nil, nil, err
+	}
+	return x, crcs, nil
 }
 
 // parseIndex checks the header of batch i's MetaLayout value enc.
@@ -220,27 +235,27 @@ func (x *layoutIndex) bytes(off, n int) ([]byte, error) {
 }
 
 // template decodes the entry of column c (of type typ) of a batch of rows
-// rows whose body is body: nil when the index has none.
-func (x *layoutIndex) template(c int, typ arrow.DataType, rows int64, body byteRange) (*arrayTmpl, uint32, int, error) {
+// rows whose body is body, and counts its nodes: nil when the index has none.
+func (x *layoutIndex) template(c int, typ arrow.DataType, rows int64, body byteRange) (*arrayTmpl, int, error) {
 	tb, err := x.bytes(indexHeaderLen+4*c, 8)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	start, end := int(binary.LittleEndian.Uint32(tb)), int(binary.LittleEndian.Uint32(tb[4:]))
 	if start == end {
-		return nil, 0, 0, nil
+		return nil, 0, nil
 	}
-	if start > end || end-start < 8 || end-start > maxIndexEntry {
-		return nil, 0, 0, fmt.Errorf("%w of record batch %d: column %d's entry is [%d, %d)", errIndex, x.batch, c, start, end)
+	if start > end || end-start < 5 || end-start > maxIndexEntry {
+		return nil, 0, fmt.Errorf("%w of record batch %d: column %d's entry is [%d, %d)", errIndex, x.batch, c, start, end)
 	}
 	e, err := x.bytes(start, end-start)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
 	if got, want := entryCRC(x.batch, c, e[4:]), binary.LittleEndian.Uint32(e); got != want {
-		return nil, 0, 0, fmt.Errorf("%w of record batch %d: column %d's entry: CRC-32C %08x, written %08x", errIndex, x.batch, c, got, want)
+		return nil, 0, fmt.Errorf("%w of record batch %d: column %d's entry: CRC-32C %08x, written %08x", errIndex, x.batch, c, got, want)
 	}
-	d := nodeDecoder{rest: e[8:], body: body}
+	d := nodeDecoder{rest: e[4:], body: body}
 	t := d.node(typ, 0)
 	if d.err == nil && len(d.rest) != 0 {
 		d.err = fmt.Errorf("%d bytes after the node", len(d.rest))
@@ -249,9 +264,9 @@ func (x *layoutIndex) template(c int, typ arrow.DataType, rows int64, body byteR
 		d.err = fmt.Errorf("%d rows, the schema says %d", t.length, rows)
 	}
 	if d.err != nil {
-		return nil, 0, 0, fmt.Errorf("%w of record batch %d: column %d: %v", errIndex, x.batch, c, d.err)
+		return nil, 0, fmt.Errorf("%w of record batch %d: column %d: %v", errIndex, x.batch, c, d.err)
 	}
-	return t, binary.LittleEndian.Uint32(e[4:]), d.nodes, nil
+	return t, d.nodes, nil
 }
 
 // nodeDecoder reads nodes; the first error sticks.

@@ -47,7 +47,7 @@ func FuzzLayoutIndex(f *testing.F) {
 			return
 		}
 		for c := range schema.NumFields() {
-			tm, _, _, err := x.template(c, schema.Field(c).Type, 5, body)
+			tm, _, err := x.template(c, schema.Field(c).Type, 5, body)
 			if err != nil || tm == nil {
 				continue
 			}

@@ -255,7 +255,12 @@ func parseCRCs(md arrow.Metadata, ncols int) ([]uint32, error) {
 	if i < 0 {
 		return nil, nil
 	}
-	parts := strings.Split(md.Values()[i], ",")
+	return parseCRCList(md.Values()[i], ncols)
+}
+
+// parseCRCList reads a MetaColumnCRC value of ncols checksums.
+func parseCRCList(v string, ncols int) ([]uint32, error) {
+	parts := strings.Split(v, ",")
 	if len(parts) != ncols {
 		return nil, fmt.Errorf("%s has %d values for %d columns", MetaColumnCRC, len(parts), ncols)
 	}

@@ -166,7 +166,7 @@ func readBack(file []byte, indexed bool) ([][]uint32, []string, error) {
 			}
 		}
 		if indexed {
-			index[i] = encodeIndex(i, b, tmpls, crcs[i])
+			index[i] = encodeIndex(i, b, tmpls)
 		}
 		rec.Release()
 	}
