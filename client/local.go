@@ -32,6 +32,7 @@ type Local struct {
 
 	mu    sync.Mutex // one request at a time on conn
 	conn  *net.UnixConn
+	rd    *localproto.Reader // conn's reader, polling briefly for replies
 	br    *bufio.Reader
 	enc   localproto.Encoder
 	buf   []byte
@@ -91,7 +92,11 @@ func DialLocal(ctx context.Context, path string) (*Local, error) {
 		return nil, fmt.Errorf("distore local socket: %w: %w", backend.ErrUnavailable, err)
 	}
 	l := &Local{path: path, conn: c.(*net.UnixConn), pins: map[backend.ID]int{}}
-	l.br = bufio.NewReaderSize(l.conn, 64<<10)
+	if l.rd, err = localproto.NewReader(l.conn); err != nil {
+		l.conn.Close()
+		return nil, fmt.Errorf("distore local socket: %w: %w", backend.ErrUnavailable, err)
+	}
+	l.br = bufio.NewReaderSize(l.rd, 64<<10)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = l.conn.SetDeadline(dl)
 	}
@@ -240,7 +245,7 @@ func (l *Local) readWithFD() (byte, []byte, int, error) {
 				return h.Op, buf[localproto.HeaderSize:end], fd, nil
 			}
 		}
-		k, oobn, _, _, err := l.conn.ReadMsgUnix(buf[n:], oob)
+		k, oobn, err := l.rd.ReadMsg(buf[n:], oob)
 		if oobn > 0 {
 			if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
 				for _, m := range msgs {

@@ -155,7 +155,11 @@ func (s *Server) ServeLocal(ctx context.Context, ln *net.UnixListener) error {
 			wg.Wait()
 			return fmt.Errorf("server: local socket: %w", err)
 		}
-		c := s.newLocalConn(nc, a, h)
+		c, err := s.newLocalConn(nc, a, h)
+		if err != nil {
+			nc.Close()
+			continue
+		}
 		mu.Lock()
 		if done {
 			mu.Unlock()
@@ -179,6 +183,7 @@ type localConn struct {
 	a      localArena
 	h      holder
 	nc     *net.UnixConn
+	rd     *localproto.Reader
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -218,11 +223,15 @@ func (p *localPut) abort() {
 	p.cancel()
 }
 
-func (s *Server) newLocalConn(nc *net.UnixConn, a localArena, h holder) *localConn {
+func (s *Server) newLocalConn(nc *net.UnixConn, a localArena, h holder) (*localConn, error) {
+	rd, err := localproto.NewReader(nc)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &localConn{s: s, a: a, h: h, nc: nc, log: s.log, ctx: ctx, cancel: cancel,
+	return &localConn{s: s, a: a, h: h, nc: nc, rd: rd, log: s.log, ctx: ctx, cancel: cancel,
 		refs: map[uint64]localRef{}, puts: map[uint64]*localPut{}, pins: map[backend.ID]int{},
-		rbuf: make([]byte, localproto.HeaderSize+localproto.MaxPayload), oob: make([]byte, unix.CmsgSpace(4*16))}
+		rbuf: make([]byte, localproto.HeaderSize+localproto.MaxPayload), oob: make([]byte, unix.CmsgSpace(4*16))}, nil
 }
 
 // errForeignFD is a request that came with file descriptors.
@@ -262,7 +271,8 @@ func (c *localConn) readFrame() (byte, []byte, error) {
 				return h.Op, c.rbuf[localproto.HeaderSize:n], nil
 			}
 		}
-		n, oobn, _, _, err := c.nc.ReadMsgUnix(c.rbuf[c.rn:], c.oob)
+		c.rd.SetPolling(len(c.puts) == 0)
+		n, oobn, err := c.rd.ReadMsg(c.rbuf[c.rn:], c.oob)
 		if oobn > 0 {
 			closeRights(c.oob[:oobn])
 			return 0, nil, errForeignFD
