@@ -95,24 +95,11 @@ func runLocalBench(ctx context.Context, r *report) error {
 		"Python local µs", "Python local round trip µs", "Python HTTP µs", "target")
 	for _, n := range sizes {
 		id := backend.ID("get" + strconv.Itoa(n))
-		localGet := func(roundTrip bool) func() error {
-			return func() error {
-				o, err := lc.GetObject(ctx, id)
-				if err == nil {
-					_ = o.Bytes()[len(o.Bytes())-1] // touch it: the mapping is there
-					o.Close()
-					if roundTrip {
-						lc.ReleaseCached() // the next get asks the server
-					}
-				}
-				return err
-			}
-		}
-		local, err := perOp(localTime, 100, localGet(false))
+		local, err := perOp(localTime, 100, localGet(ctx, lc, id, false))
 		if err != nil {
 			return err
 		}
-		localRT, err := perOp(localTime, 100, localGet(true))
+		localRT, err := perOp(localTime, 100, localGet(ctx, lc, id, true))
 		if err != nil {
 			return err
 		}
@@ -130,19 +117,23 @@ func runLocalBench(ctx context.Context, r *report) error {
 	// copy(), with this process's server and with distore-server in a
 	// process of its own (as users run it: there the server's checksum runs
 	// on the other core while the client copies).
-	r.table("put 64 MiB", "server", "copy() GB/s", "Go local put GB/s", "put/copy", "target")
+	r.table("put 64 MiB", "server", "copy() GB/s", "Go local put GB/s", "put/copy", "Go round trip µs", "target")
 	cp, put, err := putVsCopy(ctx, lc)
 	if err != nil {
 		return err
 	}
-	r.row("put", "in this process", gbps(putBig, cp), gbps(putBig, put), ratio(float64(cp), float64(put)), ">= 0.7")
-	if cp, put, err = putVsCopySeparate(ctx, dir); err != nil {
-		r.row("put", "distore-server", "skipped", "", "", "")
+	rt, err := perOp(localTime, 100, localGet(ctx, lc, "get4096", true))
+	if err != nil {
+		return err
+	}
+	r.row("put", "in this process", gbps(putBig, cp), gbps(putBig, put), ratio(float64(cp), float64(put)), us(rt), ">= 0.7")
+	if sep, err := separateServer(ctx, dir); err != nil {
+		r.row("put", "distore-server", "skipped", "", "", "", "")
 		r.note("distore-server: %v", err)
 	} else {
-		r.row("put", "distore-server", gbps(putBig, cp), gbps(putBig, put), ratio(float64(cp), float64(put)), ">= 0.7")
+		r.row("put", "distore-server", gbps(putBig, sep.cp), gbps(putBig, sep.put), ratio(float64(sep.cp), float64(sep.put)), us(sep.rt), ">= 0.7")
 	}
-	r.note("put 64 MiB: best of 9 alternating rounds of copy() and a put (then a delete)")
+	r.note("put 64 MiB: best of 9 alternating rounds of copy() and a put (then a delete); Go round trip: a 4 KiB get that asks the server (a server in this process answers without polling, one in its own process polls: docs/local.md)")
 
 	// Python put+get of 4 KiB against Redis (its own benchmark tool, one
 	// client) and multiprocessing.shared_memory.
@@ -158,8 +149,23 @@ func runLocalBench(ctx context.Context, r *report) error {
 	return nil
 }
 
-// bestOf runs f n times and returns the fastest run.
 const putBig = 64 << 20
+
+// localGet returns a get of id through lc, its bytes touched; with
+// roundTrip the reference is let go after, so that each get asks the server.
+func localGet(ctx context.Context, lc *client.Local, id backend.ID, roundTrip bool) func() error {
+	return func() error {
+		o, err := lc.GetObject(ctx, id)
+		if err == nil {
+			_ = o.Bytes()[len(o.Bytes())-1] // touch it: the mapping is there
+			o.Close()
+			if roundTrip {
+				lc.ReleaseCached() // the next get asks the server
+			}
+		}
+		return err
+	}
+}
 
 // putVsCopy returns the best of 9 alternating rounds of a 64 MiB copy() and
 // a 64 MiB put through lc (each put deleted after): on a shared virtual
@@ -190,19 +196,24 @@ func putVsCopy(ctx context.Context, lc *client.Local) (cp, put time.Duration, er
 	return cp, put, nil
 }
 
-// putVsCopySeparate is putVsCopy against a distore-server process (built
-// with go build) with one memory tier, its data and socket under dir.
-func putVsCopySeparate(ctx context.Context, dir string) (cp, put time.Duration, err error) {
+// separateFigures are putVsCopy's times and a 4 KiB get's round trip,
+// against a distore-server process.
+type separateFigures struct{ cp, put, rt time.Duration }
+
+// separateServer measures putVsCopy and a 4 KiB get's round trip against a
+// distore-server process (built with go build) with one memory tier, its
+// data and socket under dir.
+func separateServer(ctx context.Context, dir string) (f separateFigures, err error) {
 	bin := filepath.Join(dir, "distore-server")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "distore/cmd/distore-server").CombinedOutput(); err != nil {
-		return 0, 0, fmt.Errorf("building distore-server: %v: %s", err, out)
+		return f, fmt.Errorf("building distore-server: %v: %s", err, out)
 	}
 	data := filepath.Join(dir, "server")
 	sock := filepath.Join(data, "distore.sock")
 	cmd := exec.CommandContext(ctx, bin, "--levels", "memory", "--data-dir", data, "--listen", "127.0.0.1:0",
 		"--memory-capacity", "512MiB", "--socket", sock, "--release-arena")
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return f, err
 	}
 	defer func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -214,11 +225,19 @@ func putVsCopySeparate(ctx context.Context, dir string) (cp, put time.Duration, 
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("distore-server's socket: %w", err)
+			return f, fmt.Errorf("distore-server's socket: %w", err)
 		}
 	}
 	defer lc.Close()
-	return putVsCopy(ctx, lc)
+	if f.cp, f.put, err = putVsCopy(ctx, lc); err != nil {
+		return f, err
+	}
+	info, err := lc.Put(ctx, make([]byte, 4<<10), client.PutOptions{})
+	if err != nil {
+		return f, err
+	}
+	f.rt, err = perOp(localTime, 100, localGet(ctx, lc, info.ID, true))
+	return f, err
 }
 
 // pyResults are the Python script's figures (µs per get, pairs/s).
