@@ -38,13 +38,10 @@ func (c *Client) GetColumnsReader(ctx context.Context, id backend.ID, columns []
 		return nil, err
 	}
 	q := url.Values{}
-	q.Set("columns", strings.Join(columns, ","))
-	if rows != nil {
-		end := ""
-		if rows.End >= 0 {
-			end = fmt.Sprint(rows.End)
-		}
-		q.Set("rows", fmt.Sprintf("%d:%s", rows.Start, end))
+	cols, rs := selectionQuery(columns, rows)
+	q.Set("columns", cols)
+	if rs != "" {
+		q.Set("rows", rs)
 	}
 	resp, err := c.arrowGet(ctx, "get columns", id, "/v1/objects/"+url.PathEscape(string(id))+"?"+q.Encode())
 	if err != nil {
@@ -65,6 +62,25 @@ func (c *Client) GetColumns(ctx context.Context, id backend.ID, columns []string
 		return nil, err
 	}
 	defer r.Release()
+	return readTable(r.Reader, id)
+}
+
+// selectionQuery returns the columns and rows of a selection as the HTTP
+// query and the local socket spell them ("a,c", "1000:2000"; "" for all).
+func selectionQuery(columns []string, rows *Rows) (cols, rs string) {
+	cols = strings.Join(columns, ",")
+	if rows != nil {
+		end := ""
+		if rows.End >= 0 {
+			end = fmt.Sprint(rows.End)
+		}
+		rs = fmt.Sprintf("%d:%s", rows.Start, end)
+	}
+	return cols, rs
+}
+
+// readTable reads the record batches of r into a table.
+func readTable(r *ipc.Reader, id backend.ID) (arrow.Table, error) {
 	var recs []arrow.RecordBatch
 	defer func() {
 		for _, rec := range recs {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"distore/backend"
 )
 
@@ -22,6 +24,10 @@ type Store interface {
 	Pin(ctx context.Context, id backend.ID) error
 	Unpin(ctx context.Context, id backend.ID) error
 	Prefetch(ctx context.Context, id backend.ID) error
+	// GetColumns reads columns (nil: all) and rows (nil: all) of an Arrow
+	// object; Schema its schema alone (docs/columnar.md).
+	GetColumns(ctx context.Context, id backend.ID, columns []string, rows *Rows) (arrow.Table, error)
+	Schema(ctx context.Context, id backend.ID) (*arrow.Schema, error)
 	Close()
 }
 

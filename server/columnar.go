@@ -1,11 +1,20 @@
 package server
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"distore/backend"
 	"distore/columnar"
 	"distore/wire"
+	"distore/wire/localproto"
 )
 
 // columnarOr routes GET /v1/objects/{id} with a columns or rows parameter to
@@ -82,17 +91,102 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// columnarError gives the columnar errors their statuses: an unknown column
-// 400 unknown_column (its message names the known columns), rows out of
-// range 416, not Arrow 415.
+// columnarCodes are the columnar errors' codes and HTTP statuses: an unknown
+// column 400 unknown_column (its message names the known columns), rows out
+// of range 416, not Arrow 415. The local socket answers the same codes.
+var columnarCodes = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{columnar.ErrUnknownColumn, http.StatusBadRequest, wire.CodeUnknownColumn},
+	{columnar.ErrRowRange, http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange},
+	{columnar.ErrNotArrow, http.StatusUnsupportedMediaType, wire.CodeNotArrow},
+}
+
+// columnarError gives the columnar errors their HTTP statuses and codes.
 func columnarError(err error) error {
-	switch {
-	case errors.Is(err, columnar.ErrUnknownColumn):
-		return errorf(http.StatusBadRequest, wire.CodeUnknownColumn, err.Error())
-	case errors.Is(err, columnar.ErrRowRange):
-		return errorf(http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange, err.Error())
-	case errors.Is(err, columnar.ErrNotArrow):
-		return errorf(http.StatusUnsupportedMediaType, wire.CodeNotArrow, err.Error())
+	for _, c := range columnarCodes {
+		if errors.Is(err, c.err) {
+			return errorf(c.status, c.code, err.Error())
+		}
 	}
 	return err
+}
+
+// localColumnarError gives the columnar errors their codes on the local socket.
+func localColumnarError(err error) error {
+	for _, c := range columnarCodes {
+		if errors.Is(err, c.err) {
+			return localproto.WithCode(c.code, err)
+		}
+	}
+	return err
+}
+
+// columns answers OpSelect and OpSchema: the selection (or the schema alone)
+// as an Arrow IPC stream in ReplyChunk frames, then ReplyOK. An error before
+// the first chunk is the reply; one after it ends the stream, which the
+// client then discards. Writes are bounded by the I/O timeout, so a client
+// that stops reading cannot hold the connection's goroutine.
+func (c *localConn) columns(op byte, id backend.ID, cols, rows string) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
+	defer cancel()
+	var rr array.RecordReader
+	if op == localproto.OpSchema {
+		schema, err := columnar.ReadSchema(ctx, c.s.b, id)
+		if err != nil {
+			return c.replyErr(localColumnarError(err))
+		}
+		rr = columnar.SchemaReader(schema)
+	} else {
+		sel, err := columnar.ParseSelection(cols, rows)
+		if err != nil {
+			return c.replyErr(fmt.Errorf("select %s: %w: %w", id, backend.ErrInvalidArgument, err))
+		}
+		res, err := columnar.Select(ctx, c.s.b, id, sel)
+		if err != nil {
+			return c.replyErr(localColumnarError(err))
+		}
+		defer res.Close()
+		if rr, err = res.Reader(); err != nil {
+			return c.replyErr(err)
+		}
+	}
+	defer rr.Release()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.ioTO))
+	defer c.nc.SetWriteDeadline(time.Time{})
+	cw := &chunkWriter{c: c}
+	bw := bufio.NewWriterSize(cw, localproto.MaxChunk)
+	err := columnar.WriteStream(bw, rr)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cw.lost {
+		return false
+	}
+	if err != nil {
+		c.log.Warn("local socket: columnar stream cut short", "id", string(id), "err", err)
+		return c.replyErr(err)
+	}
+	return c.replyOK()
+}
+
+// chunkWriter sends what is written to it as ReplyChunk frames.
+type chunkWriter struct {
+	c    *localConn
+	lost bool // a send failed: the connection is gone
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), localproto.MaxChunk)
+		if !w.c.send(w.c.frame(w.c.enc.Begin(localproto.ReplyChunk).Bytes(p[:k])), nil) {
+			w.lost = true
+			return n, net.ErrClosed
+		}
+		p, n = p[k:], n+k
+	}
+	return n, nil
 }

@@ -19,6 +19,7 @@ import (
 	"distore/disk"
 	"distore/shmem"
 	"distore/wire"
+	"distore/wire/localproto"
 )
 
 // columnarTable is 3 batches of (n int64, s string) with nulls in s.
@@ -151,4 +152,101 @@ func TestColumnarHTTP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestColumnarLocal reads columns through the local socket: the same
+// selections and codes as over HTTP, a stream of several chunks, and the
+// connection still in step after a stream and after an error.
+func TestColumnarLocal(t *testing.T) {
+	ctx := context.Background()
+	e := newLocalEnv(t, 64<<20)
+	l := e.dial(t)
+	schema, recs := columnarTable(t)
+	id := backend.NewID()
+	if _, err := columnar.Write(ctx, e.st, id, schema, recs, columnar.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := array.NewTableFromRecords(schema, recs)
+	defer want.Release()
+	tbl, err := l.GetColumns(ctx, id, []string{"s", "n"}, &client.Rows{Start: 40, End: 85})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	if tbl.NumRows() != 45 || tbl.NumCols() != 2 || tbl.Schema().Field(0).Name != "s" {
+		t.Fatalf("got %d rows, schema %v", tbl.NumRows(), tbl.Schema())
+	}
+	for k, i := range []int{1, 0} {
+		w := array.NewChunkedSlice(want.Column(i).Data(), 40, 85)
+		if !array.ChunkedEqual(w, tbl.Column(k).Data()) {
+			t.Fatalf("column %d: got %v want %v", k, tbl.Column(k).Data(), w)
+		}
+		w.Release()
+	}
+	if got, err := l.Schema(ctx, id); err != nil || !got.Equal(schema) {
+		t.Fatalf("schema: %v %v", got, err)
+	}
+
+	// A table whose stream takes several chunk frames.
+	big := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	bld := array.NewInt64Builder(memory.DefaultAllocator)
+	for i := range 100_000 {
+		bld.Append(int64(i) * 7)
+	}
+	col := bld.NewArray()
+	bld.Release()
+	rec := array.NewRecordBatch(big, []arrow.Array{col}, 100_000)
+	col.Release()
+	defer rec.Release()
+	bigID := backend.NewID()
+	if _, err := columnar.Write(ctx, e.st, bigID, big, []arrow.RecordBatch{rec}, columnar.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := l.GetColumns(ctx, bigID, nil, &client.Rows{Start: 10, End: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whole.Release()
+	if whole.NumRows() != 99_990 {
+		t.Fatalf("got %d rows of %d", whole.NumRows(), 99_990)
+	}
+	got := whole.Column(0).Data().Chunk(0).(*array.Int64)
+	for _, i := range []int{0, 50_000, 99_989} {
+		if got.Value(i) != int64(i+10)*7 {
+			t.Fatalf("row %d: %d", i, got.Value(i))
+		}
+	}
+
+	notArrow := backend.NewID()
+	if _, err := e.st.Put(ctx, notArrow, []byte("plain bytes, no Arrow here"), backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id      backend.ID
+		columns []string
+		rows    *client.Rows
+		code    string
+		says    string
+	}{
+		{id, []string{"n", "zz"}, nil, localproto.CodeUnknownColumn, "n,s,f"},
+		{id, nil, &client.Rows{Start: 90, End: 101}, localproto.CodeBadRange, "100 rows"},
+		{notArrow, []string{"n"}, nil, localproto.CodeNotArrow, string(notArrow)},
+		{"nosuchobject", nil, nil, localproto.CodeNotFound, "nosuchobject"},
+		{id, []string{"n", "n"}, nil, localproto.CodeInvalidArgument, "n"},
+	} {
+		_, err := l.GetColumns(ctx, c.id, c.columns, c.rows)
+		var re *localproto.RemoteError
+		if !errors.As(err, &re) || re.Code != c.code || !strings.Contains(err.Error(), c.says) {
+			t.Fatalf("%v %v %v: %v; want code %s saying %q", c.id, c.columns, c.rows, err, c.code, c.says)
+		}
+		if want := backend.ErrInvalidArgument; c.code != localproto.CodeNotFound && !errors.Is(err, want) {
+			t.Fatalf("%v: not %v", err, want)
+		}
+	}
+	// Still in step: a plain get after the streams and errors.
+	obj, err := l.GetObject(ctx, notArrow)
+	if err != nil || string(obj.Bytes()) != "plain bytes, no Arrow here" {
+		t.Fatalf("get after the streams: %v", err)
+	}
+	obj.Close()
 }

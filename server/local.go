@@ -510,6 +510,16 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 			return c.replyErr(err)
 		}
 		return c.replyOK()
+	case localproto.OpSelect, localproto.OpSchema:
+		id := backend.ID(d.Str())
+		var cols, rows string
+		if op == localproto.OpSelect {
+			cols, rows = d.Str(), d.Str()
+		}
+		if d.Done() != nil {
+			return bad()
+		}
+		return c.columns(op, id, cols, rows)
 	case localproto.OpPin, localproto.OpUnpin:
 		id, durable := backend.ID(d.Str()), d.U8() != 0
 		if d.Done() != nil {

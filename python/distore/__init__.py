@@ -270,11 +270,14 @@ class Client:
         all). rows: (start, end), half-open, end None for the end (None: all).
         Errors: UnknownColumn (the message names the table's columns),
         BadRange (rows outside the table), NotArrow, NotFound, Corrupt.
-        Over HTTP only (the local socket has no columnar call: Unsupported)."""
+        Over HTTP and the local socket alike (the socket carries the stream
+        in frames: a copy, as over HTTP)."""
         oid = str(ref)
         query = _selection(columns, rows)
         with self._lock:
-            return self._columnar("get_columns", oid).get_arrow("get_columns", oid, "", query)
+            if self._local is not None:
+                return self._local.select(oid, query["columns"], query.get("rows", ""))
+            return self._http.get_arrow("get_columns", oid, "", query)
 
     def get_table(self, ref, columns=None, rows=None):
         """get_columns read into a pyarrow.Table (pyarrow must be installed;
@@ -287,18 +290,14 @@ class Client:
         only the schema (the server reads the footer, no column data)."""
         oid = str(ref)
         with self._lock:
-            return self._columnar("schema", oid).get_arrow("schema", oid, "/schema")
+            if self._local is not None:
+                return self._local.schema(oid)
+            return self._http.get_arrow("schema", oid, "/schema")
 
     def schema(self, ref):
         """schema_bytes read into a pyarrow.Schema (pyarrow must be installed)."""
         pa = _pyarrow("schema")
         return pa.ipc.open_stream(self.schema_bytes(ref)).schema
-
-    def _columnar(self, op, oid):
-        if self._http is None:
-            raise Unsupported("%s %s: columnar reads go over HTTP; the local socket has none (open a Client with "
-                              "the server's http:// address)" % (op, oid), op=op, object_id=oid)
-        return self._http
 
     def _http_only(self, op):
         if self._local is not None:

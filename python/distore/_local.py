@@ -30,8 +30,8 @@ PENDING_RELEASES = 64
 
 OP_HELLO, OP_MAP_WRITE, OP_GET, OP_RELEASE, OP_CREATE, OP_WRITE, OP_SEAL, OP_ABORT = 1, 2, 3, 4, 5, 6, 7, 8
 OP_PUT_INLINE, OP_DELETE, OP_PIN, OP_UNPIN, OP_PREFETCH, OP_INFO = 9, 10, 11, 12, 13, 14
-OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS, OP_WRITTEN, OP_PUT_REF = 15, 16, 17, 18, 19
-REPLY_OK, REPLY_ERROR, REPLY_HELLO, REPLY_OBJECT, REPLY_CREATED, REPLY_INFO = 64, 65, 66, 67, 68, 69
+OP_REGISTER_GROUP, OP_SPREAD, OP_EPOCHS, OP_WRITTEN, OP_PUT_REF, OP_SELECT, OP_SCHEMA = 15, 16, 17, 18, 19, 20, 21
+REPLY_OK, REPLY_ERROR, REPLY_HELLO, REPLY_OBJECT, REPLY_CREATED, REPLY_INFO, REPLY_CHUNK = 64, 65, 66, 67, 68, 69, 70
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -413,6 +413,53 @@ class LocalConn:
             raise
         p = self._call("seal", OP_SEAL, _U64.pack(handle) + _U32.pack(0), object_id=oid)
         return _info(p, 0)
+
+    def select(self, oid, columns, rows):
+        """The columns ("a,c"; "" for all) and rows ("start:end"; "" for all)
+        of an Arrow object, as the bytes of an Arrow IPC stream."""
+        return self._stream("get_columns", OP_SELECT, _str(oid) + _str(columns) + _str(rows), oid)
+
+    def schema(self, oid):
+        """The schema of an Arrow object, as an Arrow IPC stream."""
+        return self._stream("schema", OP_SCHEMA, _str(oid), oid)
+
+    def _stream(self, op_name, op, payload, oid):
+        """Send a request whose reply is streamed: chunk frames, then ok (or
+        an error, the chunks then void). Several frames may arrive in one
+        receive, so this reads them from its own buffer."""
+        self._send(op, payload)
+        buf, n, out = self.buf, 0, []
+        mv = memoryview(buf)
+        try:
+            while True:
+                while n >= HEADER.size:
+                    length, kind = HEADER.unpack_from(buf, 0)
+                    if length > MAX_PAYLOAD:
+                        raise errors.ProtocolError("reply frame of %d bytes exceeds the limit" % length)
+                    end = HEADER.size + length
+                    if n < end:
+                        break
+                    p = mv[HEADER.size:end]
+                    if kind == REPLY_ERROR:
+                        raise _error(p, op_name, oid)
+                    if kind == REPLY_OK:
+                        if n > end:
+                            raise errors.ProtocolError("%s: %d bytes after the reply" % (op_name, n - end))
+                        return b"".join(out)
+                    if kind != REPLY_CHUNK:
+                        raise errors.ProtocolError("%s: reply kind %d in a stream" % (op_name, kind))
+                    (k,) = _U32.unpack_from(p, 0)
+                    if 4 + k != length:
+                        raise errors.ProtocolError("%s: chunk of %d bytes in a frame of %d" % (op_name, k, length))
+                    out.append(bytes(p[4:]))
+                    buf[:n - end] = buf[end:n]
+                    n -= end
+                k = self.sock.recv_into(mv[n:])
+                if k == 0:
+                    raise errors.Unavailable("distore local socket %s: the server closed the connection" % self.path)
+                n += k
+        except (BlockingIOError, TimeoutError) as e:
+            raise self._timed_out("waiting for a reply") from e
 
     def simple(self, op_name, op, oid, *extra):
         return self._call(op_name, op, _str(oid) + bytes(extra), object_id=oid)

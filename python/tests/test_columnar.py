@@ -38,6 +38,10 @@ class ColumnarTest(unittest.TestCase):
         cls.goclient(cls.srv.socket, "put-arrow", cls.table, str(ROWS))
         cls.plain = "plainbytes0001"
         cls.goclient(cls.srv.socket, "put", cls.plain, "1000")
+        cls.big = "arrowtable0002"  # its streams take several chunks on the socket
+        cls.goclient(cls.srv.socket, "put-arrow", cls.big, "20000")
+        # Both doors answer every columnar call alike.
+        cls.addrs = [cls.srv.url, "unix://" + cls.srv.socket]
 
     @classmethod
     def tearDownClass(cls):
@@ -60,63 +64,81 @@ class ColumnarTest(unittest.TestCase):
         return fields.splitlines(), [json.loads(line) for line in rows.splitlines()]
 
     def test_get_columns_bytes(self):
-        with distore.Client(self.srv.url) as c:
-            for columns, rows, want_fields, lo, hi in [
-                (["s", "n"], (25, 75), ["s utf8", "n int64"], 25, 75),
-                (["x"], (0, 1), ["x float64"], 0, 1),
-                (None, (90, None), FIELDS, 90, ROWS),
-                (["n"], (None, 3), ["n int64"], 0, 3),
-                (None, None, FIELDS, 0, ROWS),
-                (["s"], (40, 40), ["s utf8"], 40, 40),
-            ]:
-                stream = c.get_columns(self.table, columns=columns, rows=rows)
-                self.assertIsInstance(stream, bytes)
-                fields, got = self.decode(stream)
-                self.assertEqual(fields, want_fields, (columns, rows))
-                names = [f.split()[0] for f in want_fields]
-                want = [{k: row(r)[k] for k in names} for r in range(lo, hi)]
-                self.assertEqual(got, want, (columns, rows))
+        for addr in self.addrs:
+            with distore.Client(addr) as c:
+                self.get_columns_bytes(c)
+
+    def get_columns_bytes(self, c):
+        for columns, rows, want_fields, lo, hi in [
+            (["s", "n"], (25, 75), ["s utf8", "n int64"], 25, 75),
+            (["x"], (0, 1), ["x float64"], 0, 1),
+            (None, (90, None), FIELDS, 90, ROWS),
+            (["n"], (None, 3), ["n int64"], 0, 3),
+            (None, None, FIELDS, 0, ROWS),
+            (["s"], (40, 40), ["s utf8"], 40, 40),
+        ]:
+            stream = c.get_columns(self.table, columns=columns, rows=rows)
+            self.assertIsInstance(stream, bytes)
+            fields, got = self.decode(stream)
+            self.assertEqual(fields, want_fields, (columns, rows))
+            names = [f.split()[0] for f in want_fields]
+            want = [{k: row(r)[k] for k in names} for r in range(lo, hi)]
+            self.assertEqual(got, want, (columns, rows))
 
     def test_schema_bytes(self):
-        with distore.Client(self.srv.url) as c:
-            fields, rows = self.decode(c.schema_bytes(self.table))
-            self.assertEqual(fields, FIELDS)
-            self.assertEqual(rows, [])
+        for addr in self.addrs:
+            with distore.Client(addr) as c:
+                fields, rows = self.decode(c.schema_bytes(self.table))
+                self.assertEqual(fields, FIELDS, addr)
+                self.assertEqual(rows, [], addr)
 
     def test_errors_mirror_the_server(self):
-        with distore.Client(self.srv.url) as c:
-            with self.assertRaises(distore.UnknownColumn) as cm:
-                c.get_columns(self.table, columns=["n", "zz"])
-            self.assertIn("zz", str(cm.exception))
-            self.assertIn("n,s,x", str(cm.exception))  # names the known columns
-            self.assertEqual(cm.exception.code, "unknown_column")
-            self.assertIsInstance(cm.exception, distore.InvalidArgument)
-            for rows in [(90, 101), (5, 2)]:
-                with self.assertRaises(distore.BadRange) as cm:
-                    c.get_columns(self.table, rows=rows)
-                self.assertEqual(cm.exception.code, "bad_range")
-            with self.assertRaises(distore.NotArrow) as cm:
-                c.get_columns(self.plain, columns=["n"])
-            self.assertEqual(cm.exception.object_id, self.plain)
-            with self.assertRaises(distore.NotArrow):
-                c.schema_bytes(self.plain)
-            with self.assertRaises(distore.NotFound):
-                c.get_columns("nosuchobject001", columns=["n"])
-            with self.assertRaises(distore.NotFound):
-                c.schema_bytes("nosuchobject001")
-            # Refused before any request.
-            for columns, rows in [("n,s", None), (["a,b"], None), ([""], None), (None, (1,)), (None, (-1, 2)),
-                                  (None, ("1", 2)), (None, (True, 2))]:
-                with self.assertRaises(distore.InvalidArgument, msg=(columns, rows)):
-                    c.get_columns(self.table, columns=columns, rows=rows)
-            # The plain get still answers the object's bytes.
-            self.assertEqual(bytes(c.get(self.table)[:6]), b"ARROW1")
+        for addr in self.addrs:
+            with distore.Client(addr) as c:
+                self.errors_mirror_the_server(c)
 
-    def test_local_socket_has_no_columnar_call(self):
-        with distore.Client("unix://" + self.srv.socket) as c:
-            with self.assertRaises(distore.Unsupported) as cm:
-                c.get_columns(self.table, columns=["n"])
-            self.assertIn("http://", str(cm.exception))
+    def errors_mirror_the_server(self, c):
+        with self.assertRaises(distore.UnknownColumn) as cm:
+            c.get_columns(self.table, columns=["n", "zz"])
+        self.assertIn("zz", str(cm.exception))
+        self.assertIn("n,s,x", str(cm.exception))  # names the known columns
+        self.assertEqual(cm.exception.code, "unknown_column")
+        self.assertIsInstance(cm.exception, distore.InvalidArgument)
+        for rows in [(90, 101), (5, 2)]:
+            with self.assertRaises(distore.BadRange) as cm:
+                c.get_columns(self.table, rows=rows)
+            self.assertEqual(cm.exception.code, "bad_range")
+        with self.assertRaises(distore.NotArrow) as cm:
+            c.get_columns(self.plain, columns=["n"])
+        self.assertEqual(cm.exception.object_id, self.plain)
+        with self.assertRaises(distore.NotArrow):
+            c.schema_bytes(self.plain)
+        with self.assertRaises(distore.NotFound):
+            c.get_columns("nosuchobject001", columns=["n"])
+        with self.assertRaises(distore.NotFound):
+            c.schema_bytes("nosuchobject001")
+        # Refused before any request.
+        for columns, rows in [("n,s", None), (["a,b"], None), ([""], None), (None, (1,)), (None, (-1, 2)),
+                              (None, ("1", 2)), (None, (True, 2))]:
+            with self.assertRaises(distore.InvalidArgument, msg=(columns, rows)):
+                c.get_columns(self.table, columns=columns, rows=rows)
+        # The plain get still answers the object's bytes.
+        self.assertEqual(bytes(c.get(self.table)[:6]), b"ARROW1")
+
+    def test_socket_streams_as_http(self):
+        """The socket carries the same stream as HTTP, in several chunk
+        frames when it is long, and the connection serves calls after it."""
+        with distore.Client(self.srv.url) as h, distore.Client("unix://" + self.srv.socket) as u:
+            for columns, rows in [(["n", "s"], (1000, 19000)), (None, None), (["x"], (0, 0))]:
+                want = h.get_columns(self.big, columns=columns, rows=rows)
+                self.assertEqual(u.get_columns(self.big, columns=columns, rows=rows), want, (columns, rows))
+            self.assertGreater(len(h.get_columns(self.big)), 3 * (64 << 10))
+            _, got = self.decode(u.get_columns(self.big, columns=["s"], rows=(19998, None)))
+            self.assertEqual(got, [{"s": "v19998"}, {"s": "v19999"}])
+            self.assertEqual(u.schema_bytes(self.big), h.schema_bytes(self.big))
+            with self.assertRaises(distore.UnknownColumn):
+                u.get_columns(self.big, columns=["nope"])
+            self.assertEqual(bytes(u.get(self.plain)), bytes(h.get(self.plain)))
 
     @unittest.skipIf(pyarrow is not None, "pyarrow is installed")
     def test_table_without_pyarrow(self):

@@ -61,7 +61,24 @@ const (
 	CodeCanceled        = "canceled"
 	CodeProtocol        = "protocol"
 	CodeInternal        = "internal"
+	// The columnar read's own codes (HTTP 400, 416 and 415), given by WithCode.
+	CodeUnknownColumn = "unknown_column"
+	CodeBadRange      = "bad_range"
+	CodeNotArrow      = "not_arrow"
 )
+
+// codedError is an error answered with a code of its own rather than its
+// sentinel's.
+type codedError struct {
+	code string
+	error
+}
+
+func (e codedError) Unwrap() error { return e.error }
+
+// WithCode returns err answered with code (its sentinel is kept for the
+// server's own checks).
+func WithCode(code string, err error) error { return codedError{code, err} }
 
 var codes = []struct {
 	code string
@@ -81,10 +98,18 @@ var codes = []struct {
 	{CodeTimeout, context.DeadlineExceeded},
 	{CodeCanceled, context.Canceled},
 	{CodeProtocol, ErrProtocol},
+	// Answered through WithCode only (Code finds invalid_argument first).
+	{CodeUnknownColumn, backend.ErrInvalidArgument},
+	{CodeBadRange, backend.ErrInvalidArgument},
+	{CodeNotArrow, backend.ErrInvalidArgument},
 }
 
 // Code returns the error code for err (CodeInternal if it wraps no sentinel).
 func Code(err error) string {
+	var ce codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -39,6 +39,8 @@ const (
 	MaxInline = 64 << 10
 	// MaxString is the longest string field (IDs, codes, messages, tiers).
 	MaxString = 4096
+	// MaxChunk is the most bytes one ReplyChunk carries.
+	MaxChunk = 64 << 10
 )
 
 // Ops (requests) and reply kinds share one byte.
@@ -73,6 +75,13 @@ const (
 	// for a get of its own put. The epoch is the ID's delete-epoch counter
 	// read after the put and before the reference was taken.
 	OpPutRef byte = 19 // as OpPutInline -> ReplyObject + u64 epoch, or ReplyInfo (no reference)
+	// OpSelect reads columns and rows of an Arrow object (docs/columnar.md):
+	// the reply is the selection as an Arrow IPC stream, in ReplyChunk frames
+	// ended by ReplyOK (or by ReplyError, the stream then void). columns and
+	// rows are as the HTTP query's ("a,c", "1000:2000"; "" for all).
+	OpSelect byte = 20 // str id, str columns, str rows -> ReplyChunk..., ReplyOK
+	// OpSchema is OpSelect of the schema alone (no column data read).
+	OpSchema byte = 21 // str id -> ReplyChunk..., ReplyOK
 
 	ReplyOK      byte = 64 // (nothing)
 	ReplyError   byte = 65 // str code, str message, u64 requested, free, capacity, pinned
@@ -80,6 +89,7 @@ const (
 	ReplyObject  byte = 67 // u64 ref, u64 offset, Info
 	ReplyCreated byte = 68 // u64 handle, u64 offset (NoOffset: send OpWrite chunks), str id
 	ReplyInfo    byte = 69 // Info
+	ReplyChunk   byte = 70 // bytes: the next piece of a streamed reply (at most MaxChunk)
 )
 
 // NoOffset in a ReplyCreated says the object's room is not in the mapping
@@ -92,7 +102,7 @@ func OpName(op byte) string {
 		OpCreate: "create", OpWrite: "write", OpSeal: "seal", OpAbort: "abort", OpPutInline: "put",
 		OpDelete: "delete", OpPin: "pin", OpUnpin: "unpin", OpPrefetch: "prefetch", OpInfo: "info",
 		OpRegisterGroup: "register_group", OpSpread: "spread", OpEpochs: "epochs",
-		OpWritten: "written", OpPutRef: "put"}
+		OpWritten: "written", OpPutRef: "put", OpSelect: "select", OpSchema: "schema"}
 	if n, ok := names[op]; ok {
 		return n
 	}
