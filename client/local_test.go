@@ -14,8 +14,13 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"distore/backend"
 	"distore/client"
+	"distore/columnar"
 	"distore/server"
 )
 
@@ -125,4 +130,47 @@ func ExampleLocal() {
 	fmt.Println(string(obj.Bytes()), obj.Info().Tier)
 	obj.Close() // the server may free or move it again
 	// Output: trajectory 42 memory
+}
+
+func ExampleLocal_GetColumns() {
+	dir, _ := os.MkdirTemp("", "distore-example")
+	defer os.RemoveAll(dir)
+	_, socket, stop := startLocalServer(dir)
+	defer stop()
+
+	ctx := context.Background()
+	c, err := client.DialLocal(ctx, socket)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	// A table of two columns, stored as an Arrow IPC file.
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "step", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "reward", Type: arrow.PrimitiveTypes.Float64},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i := range 10 {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.Float64Builder).Append(float64(i) / 4)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	file, err := columnar.Encode(schema, []arrow.RecordBatch{rec}, columnar.WriteOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	info, err := c.Put(ctx, file, client.PutOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// One column, rows 4 to 6: the server reads only that column's bytes.
+	tbl, err := c.GetColumns(ctx, info.ID, []string{"reward"}, &client.Rows{Start: 4, End: 7})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tbl.Release()
+	fmt.Println(tbl.Schema().Field(0).Name, tbl.Column(0).Data().Chunk(0))
+	// Output: reward [1 1.25 1.5]
 }
