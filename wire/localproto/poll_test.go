@@ -2,6 +2,7 @@ package localproto
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -112,5 +113,57 @@ func TestReaderPollsBriefly(t *testing.T) {
 	a.Close()
 	if n, err := r.Read(buf); n != 0 || err != io.EOF {
 		t.Fatalf("after the peer closed: %d, %v", n, err)
+	}
+}
+
+// TestReaderSpinnerSlots runs many polling readers at once and checks that
+// every polling slot they took is given back, whichever way their waits end.
+func TestReaderSpinnerSlots(t *testing.T) {
+	const conns, frames = 8, 200
+	errs := make(chan error, conns)
+	for i := range conns {
+		a, b := unixPair(t)
+		r, err := NewReader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.poll = true
+		go func() {
+			for k := range frames {
+				if k%50 == 0 {
+					time.Sleep(time.Millisecond) // a slow peer now and then: the reader parks
+				}
+				if _, err := a.Write([]byte{byte(k)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			a.Close()
+		}()
+		go func() {
+			buf := make([]byte, 1)
+			for k := 0; ; k++ {
+				n, _, err := r.ReadMsg(buf, nil)
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case n == 0 && k == frames:
+					errs <- nil
+					return
+				case n == 0 || buf[0] != byte(k):
+					errs <- fmt.Errorf("reader %d: frame %d: got %d bytes %v", i, k, n, buf[:n])
+					return
+				}
+			}
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := spinners.Load(); n != 0 {
+		t.Fatalf("%d polling slots still taken after every reader finished", n)
 	}
 }
