@@ -53,6 +53,33 @@ func columnarTable(t *testing.T) (*arrow.Schema, []arrow.RecordBatch) {
 	return schema, recs
 }
 
+// checkSelection reads columns s and n, rows 40 to 85, of the columnarTable
+// stored under id through st, and its schema, and compares them with the table.
+func checkSelection(t *testing.T, st client.Store, id backend.ID, schema *arrow.Schema, recs []arrow.RecordBatch) {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := st.GetColumns(ctx, id, []string{"s", "n"}, &client.Rows{Start: 40, End: 85})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	want := array.NewTableFromRecords(schema, recs)
+	defer want.Release()
+	if tbl.NumRows() != 45 || tbl.NumCols() != 2 || tbl.Schema().Field(0).Name != "s" {
+		t.Fatalf("got %d rows, schema %v", tbl.NumRows(), tbl.Schema())
+	}
+	for k, i := range []int{1, 0} {
+		w := array.NewChunkedSlice(want.Column(i).Data(), 40, 85)
+		if !array.ChunkedEqual(w, tbl.Column(k).Data()) {
+			t.Fatalf("column %d: got %v want %v", k, tbl.Column(k).Data(), w)
+		}
+		w.Release()
+	}
+	if got, err := st.Schema(ctx, id); err != nil || !got.Equal(schema) {
+		t.Fatalf("schema: %v %v", got, err)
+	}
+}
+
 func TestColumnarHTTP(t *testing.T) {
 	for _, name := range []string{"memory", "disk"} {
 		t.Run(name, func(t *testing.T) {
@@ -78,32 +105,12 @@ func TestColumnarHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			tbl, err := c.GetColumns(ctx, id, []string{"s", "n"}, &client.Rows{Start: 40, End: 85})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tbl.Release()
-			want := array.NewTableFromRecords(schema, recs)
-			defer want.Release()
-			if tbl.NumRows() != 45 || tbl.NumCols() != 2 || tbl.Schema().Field(0).Name != "s" {
-				t.Fatalf("got %d rows, schema %v", tbl.NumRows(), tbl.Schema())
-			}
-			for k, i := range []int{1, 0} {
-				w := array.NewChunkedSlice(want.Column(i).Data(), 40, 85)
-				if !array.ChunkedEqual(w, tbl.Column(k).Data()) {
-					t.Fatalf("column %d: got %v want %v", k, tbl.Column(k).Data(), w)
-				}
-				w.Release()
-			}
+			checkSelection(t, c, id, schema, recs)
 			all, err := c.GetColumns(ctx, id, nil, nil)
 			if err != nil || all.NumRows() != 100 || all.NumCols() != 3 {
 				t.Fatalf("whole table: %v %v", all, err)
 			}
 			all.Release()
-			got, err := c.Schema(ctx, id)
-			if err != nil || !got.Equal(schema) {
-				t.Fatalf("schema: %v %v", got, err)
-			}
 
 			notArrow := backend.NewID()
 			if _, err := b.Put(ctx, notArrow, []byte("plain bytes, no Arrow here"), backend.PutOptions{}); err != nil {
@@ -166,26 +173,7 @@ func TestColumnarLocal(t *testing.T) {
 	if _, err := columnar.Write(ctx, e.st, id, schema, recs, columnar.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	want := array.NewTableFromRecords(schema, recs)
-	defer want.Release()
-	tbl, err := l.GetColumns(ctx, id, []string{"s", "n"}, &client.Rows{Start: 40, End: 85})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tbl.Release()
-	if tbl.NumRows() != 45 || tbl.NumCols() != 2 || tbl.Schema().Field(0).Name != "s" {
-		t.Fatalf("got %d rows, schema %v", tbl.NumRows(), tbl.Schema())
-	}
-	for k, i := range []int{1, 0} {
-		w := array.NewChunkedSlice(want.Column(i).Data(), 40, 85)
-		if !array.ChunkedEqual(w, tbl.Column(k).Data()) {
-			t.Fatalf("column %d: got %v want %v", k, tbl.Column(k).Data(), w)
-		}
-		w.Release()
-	}
-	if got, err := l.Schema(ctx, id); err != nil || !got.Equal(schema) {
-		t.Fatalf("schema: %v %v", got, err)
-	}
+	checkSelection(t, l, id, schema, recs)
 
 	// A table whose stream takes several chunk frames.
 	big := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
