@@ -194,13 +194,10 @@ class LocalConn:
         buf, n, fd = self.buf, 0, -1
         mv = memoryview(buf)
         while True:
-            if n >= HEADER.size:
-                length, kind = HEADER.unpack_from(buf, 0)
-                if length > MAX_PAYLOAD:
-                    raise errors.ProtocolError("reply frame of %d bytes exceeds the limit" % length)
-                end = HEADER.size + length
-                if n >= end:
-                    return kind, mv[HEADER.size:end], fd
+            f = _frame(buf, n)
+            if f is not None:
+                kind, end = f
+                return kind, mv[HEADER.size:end], fd
             try:
                 if want_fd and fd < 0:
                     msg, fds, _, _ = socket.recv_fds(self.sock, len(buf) - n, 4)
@@ -432,13 +429,11 @@ class LocalConn:
         mv = memoryview(buf)
         try:
             while True:
-                while n >= HEADER.size:
-                    length, kind = HEADER.unpack_from(buf, 0)
-                    if length > MAX_PAYLOAD:
-                        raise errors.ProtocolError("reply frame of %d bytes exceeds the limit" % length)
-                    end = HEADER.size + length
-                    if n < end:
+                while True:
+                    f = _frame(buf, n)
+                    if f is None:
                         break
+                    kind, end = f
                     p = mv[HEADER.size:end]
                     if kind == REPLY_ERROR:
                         raise _error(p, op_name, oid)
@@ -449,8 +444,8 @@ class LocalConn:
                     if kind != REPLY_CHUNK:
                         raise errors.ProtocolError("%s: reply kind %d in a stream" % (op_name, kind))
                     (k,) = _U32.unpack_from(p, 0)
-                    if 4 + k != length:
-                        raise errors.ProtocolError("%s: chunk of %d bytes in a frame of %d" % (op_name, k, length))
+                    if HEADER.size + 4 + k != end:
+                        raise errors.ProtocolError("%s: chunk of %d bytes in a frame of %d" % (op_name, k, end - HEADER.size))
                     out.append(bytes(p[4:]))
                     buf[:n - end] = buf[end:n]
                     n -= end
@@ -466,6 +461,18 @@ class LocalConn:
 
     def info(self, oid):
         return _info(self._call("info", OP_INFO, _str(oid), object_id=oid), 0)
+
+
+def _frame(buf, n):
+    """(kind, end) of the frame at the start of buf[:n], or None while it
+    is incomplete."""
+    if n < HEADER.size:
+        return None
+    length, kind = HEADER.unpack_from(buf, 0)
+    if length > MAX_PAYLOAD:
+        raise errors.ProtocolError("reply frame of %d bytes exceeds the limit" % length)
+    end = HEADER.size + length
+    return (kind, end) if n >= end else None
 
 
 def _error(p, op, oid):
