@@ -19,13 +19,9 @@ import (
 // before returning (its connection serves one request at a time).
 func (l *Local) GetColumnsReader(ctx context.Context, id backend.ID, columns []string, rows *Rows) (*ColumnReader, error) {
 	cols, rs := selectionQuery(columns, rows)
-	stream, err := l.stream(ctx, "get columns", id, l.enc.Begin(localproto.OpSelect).Str(string(id)).Str(cols).Str(rs))
+	r, err := l.streamReader(ctx, "get columns", id, l.enc.Begin(localproto.OpSelect).Str(string(id)).Str(cols).Str(rs))
 	if err != nil {
 		return nil, err
-	}
-	r, err := ipc.NewReader(bytes.NewReader(stream))
-	if err != nil {
-		return nil, &Error{Op: "get columns", ID: id, Message: err.Error(), err: backend.ErrCorrupt}
 	}
 	return &ColumnReader{Reader: r, body: io.NopCloser(nil)}, nil
 }
@@ -43,16 +39,25 @@ func (l *Local) GetColumns(ctx context.Context, id backend.ID, columns []string,
 // Schema returns the schema of the Arrow object id; the server reads no
 // column data.
 func (l *Local) Schema(ctx context.Context, id backend.ID) (*arrow.Schema, error) {
-	stream, err := l.stream(ctx, "schema", id, l.enc.Begin(localproto.OpSchema).Str(string(id)))
+	r, err := l.streamReader(ctx, "schema", id, l.enc.Begin(localproto.OpSchema).Str(string(id)))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	return r.Schema(), nil
+}
+
+// streamReader is stream's reply read as an Arrow IPC stream.
+func (l *Local) streamReader(ctx context.Context, op string, id backend.ID, e *localproto.Encoder) (*ipc.Reader, error) {
+	stream, err := l.stream(ctx, op, id, e)
 	if err != nil {
 		return nil, err
 	}
 	r, err := ipc.NewReader(bytes.NewReader(stream))
 	if err != nil {
-		return nil, &Error{Op: "schema", ID: id, Message: err.Error(), err: backend.ErrCorrupt}
+		return nil, &Error{Op: op, ID: id, Message: err.Error(), err: backend.ErrCorrupt}
 	}
-	defer r.Release()
-	return r.Schema(), nil
+	return r, nil
 }
 
 // stream sends a request whose reply is streamed (ReplyChunk frames ended by

@@ -91,14 +91,16 @@ func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// columnarCodes are the columnar errors' codes and HTTP statuses: an unknown
-// column 400 unknown_column (its message names the known columns), rows out
-// of range 416, not Arrow 415. The local socket answers the same codes.
-var columnarCodes = []struct {
+type columnarCodeEntry struct {
 	err    error
 	status int
 	code   string
-}{
+}
+
+// columnarCodes are the columnar errors' codes and HTTP statuses: an unknown
+// column 400 unknown_column (its message names the known columns), rows out
+// of range 416, not Arrow 415. The local socket answers the same codes.
+var columnarCodes = []columnarCodeEntry{
 	{columnar.ErrUnknownColumn, http.StatusBadRequest, wire.CodeUnknownColumn},
 	{columnar.ErrRowRange, http.StatusRequestedRangeNotSatisfiable, wire.CodeBadRange},
 	{columnar.ErrNotArrow, http.StatusUnsupportedMediaType, wire.CodeNotArrow},
@@ -106,22 +108,28 @@ var columnarCodes = []struct {
 
 // columnarError gives the columnar errors their HTTP statuses and codes.
 func columnarError(err error) error {
-	for _, c := range columnarCodes {
-		if errors.Is(err, c.err) {
-			return errorf(c.status, c.code, err.Error())
-		}
+	if c, ok := columnarCode(err); ok {
+		return errorf(c.status, c.code, err.Error())
 	}
 	return err
 }
 
 // localColumnarError gives the columnar errors their codes on the local socket.
 func localColumnarError(err error) error {
-	for _, c := range columnarCodes {
-		if errors.Is(err, c.err) {
-			return localproto.WithCode(c.code, err)
-		}
+	if c, ok := columnarCode(err); ok {
+		return localproto.WithCode(c.code, err)
 	}
 	return err
+}
+
+// columnarCode finds err's entry in columnarCodes.
+func columnarCode(err error) (columnarCodeEntry, bool) {
+	for _, c := range columnarCodes {
+		if errors.Is(err, c.err) {
+			return c, true
+		}
+	}
+	return columnarCodeEntry{}, false
 }
 
 // columns answers OpSelect and OpSchema: the selection (or the schema alone)

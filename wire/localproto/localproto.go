@@ -13,7 +13,9 @@
 // u64 (little-endian), strings and byte strings (a uint32 length, then the
 // bytes). A decoder never reads past the payload and reports a truncated or
 // oversized payload as an error, never a panic. Requests are answered in
-// order, one reply per request, except OpRelease, which has no reply.
+// order, one reply per request, except OpRelease and OpWritten, which have
+// none, and OpSelect and OpSchema, whose reply is streamed: ReplyChunk
+// frames, then ReplyOK (or ReplyError, the chunks then void).
 package localproto
 
 import (

@@ -76,7 +76,7 @@ func NewReader(c *net.UnixConn) (*Reader, error) {
 // the stream it returns 0 bytes and no error, as ReadMsgUnix does.
 func (r *Reader) ReadMsg(buf, oob []byte) (n, oobn int, err error) {
 	if len(buf) == 0 {
-		return 0, 0, nil
+		return 0, 0, io.ErrShortBuffer // 0 bytes and no error would read as the end
 	}
 	start := time.Now()
 	spin := r.poll && !r.off && r.hot && takeSpinner()
