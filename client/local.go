@@ -33,6 +33,7 @@ type Local struct {
 	mu    sync.Mutex // one request at a time on conn
 	conn  *net.UnixConn
 	rd    *localproto.Reader // conn's reader, polling briefly for replies
+	wr    *localproto.Writer // conn's writer (the deadline from the call's context bounds it)
 	br    *bufio.Reader
 	enc   localproto.Encoder
 	buf   []byte
@@ -92,7 +93,10 @@ func DialLocal(ctx context.Context, path string) (*Local, error) {
 		return nil, fmt.Errorf("distore local socket: %w: %w", backend.ErrUnavailable, err)
 	}
 	l := &Local{path: path, conn: c.(*net.UnixConn), pins: map[backend.ID]int{}}
-	if l.rd, err = localproto.NewReader(l.conn); err != nil {
+	if l.rd, err = localproto.NewReader(l.conn); err == nil {
+		l.wr, err = localproto.NewWriter(l.conn)
+	}
+	if err != nil {
 		l.conn.Close()
 		return nil, fmt.Errorf("distore local socket: %w: %w", backend.ErrUnavailable, err)
 	}
@@ -209,12 +213,7 @@ func (l *Local) roundTrip(op string, id backend.ID, wantFD bool, e *localproto.E
 // send writes frame f after the releases waiting to go out, in one writev.
 // The caller holds l.mu.
 func (l *Local) send(f []byte) error {
-	if len(l.releases) == 0 {
-		_, err := l.conn.Write(f)
-		return err
-	}
-	bufs := net.Buffers{l.releases, f}
-	_, err := bufs.WriteTo(l.conn)
+	_, err := l.wr.Write(l.releases, f)
 	l.releases = l.releases[:0]
 	return err
 }

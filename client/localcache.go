@@ -238,7 +238,7 @@ func (l *Local) flushReleases() {
 	}
 	l.dl = true // the next call sets its own deadline, or none
 	_ = l.conn.SetDeadline(time.Now().Add(releaseTimeout))
-	_, err := l.conn.Write(l.releases)
+	_, err := l.wr.Write(l.releases)
 	l.releases = l.releases[:0]
 	if err != nil {
 		l.broken("release", err)

@@ -184,9 +184,15 @@ type localConn struct {
 	h      holder
 	nc     *net.UnixConn
 	rd     *localproto.Reader
+	wr     *localproto.Writer
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// opCtx bounds a request's backend call; see opContext.
+	opCtx    context.Context
+	opCancel context.CancelFunc
+	opEnd    time.Time
 
 	refs map[uint64]localRef
 	puts map[uint64]*localPut
@@ -228,8 +234,13 @@ func (s *Server) newLocalConn(nc *net.UnixConn, a localArena, h holder) (*localC
 	if err != nil {
 		return nil, err
 	}
+	wr, err := localproto.NewWriter(nc)
+	if err != nil {
+		return nil, err
+	}
+	wr.Timeout = s.ioTO // a client that stops reading its replies is cut off
 	ctx, cancel := context.WithCancel(context.Background())
-	return &localConn{s: s, a: a, h: h, nc: nc, rd: rd, log: s.log, ctx: ctx, cancel: cancel,
+	return &localConn{s: s, a: a, h: h, nc: nc, rd: rd, wr: wr, log: s.log, ctx: ctx, cancel: cancel,
 		refs: map[uint64]localRef{}, puts: map[uint64]*localPut{}, pins: map[backend.ID]int{},
 		rbuf: make([]byte, localproto.HeaderSize+localproto.MaxPayload), oob: make([]byte, unix.CmsgSpace(4*16))}, nil
 }
@@ -320,7 +331,7 @@ func (c *localConn) send(frame []byte, fd *os.File) bool {
 		_, _, err = c.nc.WriteMsgUnix(frame, unix.UnixRights(int(fd.Fd())), nil)
 		fd.Close()
 	} else {
-		_, err = c.nc.Write(frame)
+		_, err = c.wr.Write(frame)
 	}
 	if err != nil {
 		c.log.Debug("local socket: reply not sent", "err", err)
@@ -345,6 +356,23 @@ func (c *localConn) replyOK() bool { return c.send(c.frame(c.enc.Begin(localprot
 
 func (c *localConn) replyInfo(info backend.ObjectInfo) bool {
 	return c.send(c.frame(c.enc.Begin(localproto.ReplyInfo).PutInfo(info)), nil)
+}
+
+// opContext returns the context that bounds a request's backend call: it
+// ends with the connection or within the I/O timeout of now. One context
+// serves the connection's requests while nine tenths of the timeout remain
+// on it, so that a request does not arm and stop a timer of its own: on an
+// idle process, arming the earliest timer wakes the netpoller's thread.
+func (c *localConn) opContext() context.Context {
+	now := time.Now()
+	if c.opCtx == nil || c.opEnd.Sub(now) < c.s.ioTO*9/10 {
+		if c.opCancel != nil {
+			c.opCancel()
+		}
+		c.opEnd = now.Add(c.s.ioTO)
+		c.opCtx, c.opCancel = context.WithDeadline(c.ctx, c.opEnd)
+	}
+	return c.opCtx
 }
 
 // handle serves one request; false ends the connection.
@@ -450,9 +478,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		if id == "" {
 			id = c.s.newID()
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
-		info, err := c.s.b.Put(ctx, id, data, backend.PutOptions{Importance: int(imp), Checksum: crc})
-		cancel()
+		info, err := c.s.b.Put(c.opContext(), id, data, backend.PutOptions{Importance: int(imp), Checksum: crc})
 		if err != nil {
 			return c.replyErr(err)
 		}
@@ -465,8 +491,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 		if d.Done() != nil {
 			return bad()
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
-		defer cancel()
+		ctx := c.opContext()
 		switch op {
 		case localproto.OpDelete:
 			if err := c.s.b.Delete(ctx, id); err != nil {
@@ -498,8 +523,7 @@ func (c *localConn) handle(op byte, payload []byte) bool {
 			return c.replyErr(fmt.Errorf("%s: %w: this server has no prefetch groups (it is not in a cluster)",
 				localproto.OpName(op), backend.ErrUnavailable))
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
-		defer cancel()
+		ctx := c.opContext()
 		var err error
 		if op == localproto.OpSpread {
 			err = g.Spread(ctx, group, id)
@@ -574,15 +598,13 @@ func (c *localConn) get(id backend.ID) bool {
 		}
 		if attempt == attempts {
 			tier := ""
-			if info, err := c.s.b.ObjectInfo(c.ctx, id); err == nil {
+			if info, err := c.s.b.ObjectInfo(c.opContext(), id); err == nil {
 				tier = info.Tier
 			}
 			return c.replyErr(backend.Errorf("get", "local", id, backend.ErrFull,
 				"the object stays in tier %s: the memory tier has no room for it now; read it over HTTP", tier))
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
-		err = c.s.b.Prefetch(ctx, id)
-		cancel()
+		err = c.s.b.Prefetch(c.opContext(), id)
 		if err != nil {
 			return c.replyErr(err)
 		}
@@ -597,11 +619,11 @@ func (c *localConn) takeRef(id backend.ID) (*localproto.Encoder, error) {
 	var release func()
 	if c.h != nil {
 		var err error
-		if release, err = c.h.Hold(c.ctx, id); err != nil {
+		if release, err = c.h.Hold(c.opContext(), id); err != nil {
 			return nil, err
 		}
 	}
-	obj, err := c.s.b.Get(c.ctx, id)
+	obj, err := c.s.b.Get(c.opContext(), id)
 	if err == nil {
 		if off, ok := c.a.ArenaOffset(obj.Bytes()); ok {
 			c.next++
@@ -805,8 +827,7 @@ func findExpecter(w backend.Writer) checksumExpecter {
 // pin adds or takes away a pin. A pin that is not durable belongs to the
 // connection and is taken away when it closes.
 func (c *localConn) pin(add bool, id backend.ID, durable bool) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.ioTO)
-	defer cancel()
+	ctx := c.opContext()
 	if add {
 		if err := c.s.b.Pin(ctx, id); err != nil {
 			return err

@@ -167,3 +167,78 @@ func TestReaderSpinnerSlots(t *testing.T) {
 		t.Fatalf("%d polling slots still taken after every reader finished", n)
 	}
 }
+
+// TestWriterWritesAllAndBoundsWaits checks what Writer promises: many
+// buffers, together larger than the socket's buffer and with empty ones
+// among them, arrive whole and in order at a peer that reads slowly; a peer
+// that stops reading cuts the write off within Timeout, and the deadline is
+// cleared after, so the next write is not cut by it.
+func TestWriterWritesAllAndBoundsWaits(t *testing.T) {
+	a, b := unixPair(t)
+	w, err := NewWriter(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bufs [][]byte
+	var want []byte
+	for i := range 2000 { // more buffers than one writev takes
+		n := (i * 37) % 4096
+		if i%7 == 0 {
+			n = 0
+		}
+		p := make([]byte, n)
+		for k := range p {
+			p[k] = byte(i + k)
+		}
+		bufs, want = append(bufs, p), append(want, p...)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		var all []byte
+		p := make([]byte, 1000)
+		for len(all) < len(want) {
+			time.Sleep(50 * time.Microsecond) // slower than the writer
+			n, err := b.Read(p)
+			if err != nil {
+				break
+			}
+			all = append(all, p[:n]...)
+		}
+		got <- all
+	}()
+	n, err := w.Write(bufs...)
+	if err != nil || n != len(want) {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if all := <-got; string(all) != string(want) {
+		t.Fatalf("the peer read %d bytes that differ from the %d written", len(all), len(want))
+	}
+
+	// Nobody reads b now: the write must stop once the buffer is full.
+	w.Timeout = 100 * time.Millisecond
+	big := make([]byte, 16<<20)
+	done := make(chan error, 1)
+	go func() {
+		n, err := w.Write(big)
+		if err == nil || n >= len(big) {
+			err = fmt.Errorf("%d bytes, %v", n, err)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a write to a peer that does not read: %v; want a deadline error", err)
+		}
+	case <-time.After(5 * time.Second):
+		a.Close()
+		t.Fatalf("a write to a peer that does not read was not cut off in 5 s (Timeout %v)", w.Timeout)
+	}
+	// The peer drains what was written; the deadline is gone, so a
+	// write that must wait for it is not cut off.
+	w.Timeout = 0
+	go io.Copy(io.Discard, b)
+	if _, err := w.Write(big[:4<<20]); err != nil {
+		t.Fatalf("a write after the cut-off: %v (the deadline was left set)", err)
+	}
+}
