@@ -328,7 +328,11 @@ func (c *localConn) consume(n int) {
 func (c *localConn) send(frame []byte, fd *os.File) bool {
 	var err error
 	if fd != nil {
+		// Rare (hello, map_write, epochs) and small: bounded as the
+		// Writer bounds the others.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.ioTO))
 		_, _, err = c.nc.WriteMsgUnix(frame, unix.UnixRights(int(fd.Fd())), nil)
+		_ = c.nc.SetWriteDeadline(time.Time{})
 		fd.Close()
 	} else {
 		_, err = c.wr.Write(frame)

@@ -166,7 +166,8 @@ func NewWriter(c *net.UnixConn) (*Writer, error) {
 }
 
 // Write writes all of bufs, in order, as one stream of bytes. It returns the
-// number of bytes written and the error that stopped it.
+// number of bytes written and the error that stopped it. It reslices the
+// elements of bufs as it goes (not the bytes they hold).
 func (w *Writer) Write(bufs ...[]byte) (int, error) {
 	total := 0
 	var err error
