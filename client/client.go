@@ -221,6 +221,9 @@ func checkID(op string, id backend.ID) error {
 	return nil
 }
 
+// preferMinimal is the Prefer header of a put: reply with the info header only.
+var preferMinimal = []string{wire.PreferMinimal}
+
 // Put stores data and returns the object's info (its ID, when the server
 // chose it).
 func (c *Client) Put(ctx context.Context, data []byte, opts PutOptions) (backend.ObjectInfo, error) {
@@ -269,12 +272,14 @@ func (c *Client) put(ctx context.Context, r io.Reader, size int64, opts PutOptio
 	if c.expectMin >= 0 && size >= c.expectMin {
 		req.Header.Set("Expect", "100-continue")
 	}
+	req.Header["Prefer"] = preferMinimal // the info in a header, no JSON body
 	resp, err := c.do("put", opts.ID, req, http.StatusCreated)
 	if err != nil {
 		return info, err
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+	_, _ = io.Copy(io.Discard, resp.Body) // nothing, or a JSON body: the connection is reused either way
+	resp.Body.Close()
+	if info, err = wire.ParseInfo(opts.ID, resp.Header); err != nil {
 		return info, opError("put", opts.ID, fmt.Errorf("reading the reply: %w", err))
 	}
 	if opts.PrefetchGroup != "" {

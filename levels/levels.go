@@ -77,6 +77,9 @@ func (l Level) String() string {
 	if l == None {
 		return "none"
 	}
+	if name, ok := names[l]; ok {
+		return name // one level: no allocation (object info formats it per request)
+	}
 	var parts []string
 	for _, s := range l.Split() {
 		parts = append(parts, names[s])

@@ -310,3 +310,119 @@ func TestStalledGet(t *testing.T) {
 		conn.Close()
 	}
 }
+
+// TestPutReply: a put answers its info in X-Distore-Info and, unless the
+// client prefers return=minimal, the same info as a JSON body; a POST names
+// the new object in Location, a PUT (whose path names it) does not.
+func TestPutReply(t *testing.T) {
+	ts, _ := start(t, newMemory(t, 16<<20))
+	for _, tc := range []struct {
+		method, path, prefer string
+		minimal              bool
+	}{
+		{"PUT", "/v1/objects/p1", "", false},
+		{"PUT", "/v1/objects/p2", "return=minimal", true},
+		{"PUT", "/v1/objects/p3", "respond-async, RETURN=minimal", true},
+		{"PUT", "/v1/objects/p4", "return=representation", false},
+		{"POST", "/v1/objects", "return=minimal", true},
+		{"POST", "/v1/objects", "", false},
+	} {
+		data := randBytes(1000)
+		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(string(data)))
+		req.Header.Set("X-Distore-Importance", "4")
+		if tc.prefer != "" {
+			req.Header.Set("Prefer", tc.prefer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		name := tc.method + " " + tc.path + " Prefer: " + tc.prefer
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: %s %s", name, resp.Status, body)
+		}
+		info, err := wire.ParseInfo("", resp.Header)
+		if err != nil || info.ID == "" || info.Size != 1000 || info.Importance != 4 || info.Checksum != backend.Checksum(data) ||
+			info.Tier == "" || info.Created.IsZero() {
+			t.Fatalf("%s: info header %q: %+v, %v", name, resp.Header.Get(wire.HeaderInfo), info, err)
+		}
+		if loc := resp.Header.Get("Location"); (tc.method == "POST") != (loc != "") ||
+			(loc != "" && loc != wire.ObjectPath(info.ID)) {
+			t.Errorf("%s: Location %q for %s", name, loc, info.ID)
+		}
+		if tc.minimal {
+			if len(body) != 0 {
+				t.Errorf("%s: body %q, want none", name, body)
+			}
+			continue
+		}
+		var fromJSON backend.ObjectInfo
+		if err := json.Unmarshal(body, &fromJSON); err != nil || !fromJSON.Created.Equal(info.Created) ||
+			fromJSON.ID != info.ID || fromJSON.Size != info.Size || fromJSON.Checksum != info.Checksum || fromJSON.Level != info.Level {
+			t.Errorf("%s: JSON body %s (%v) is not the header's %+v", name, body, err, info)
+		}
+	}
+}
+
+// deadlineRecorder counts the deadlines a ResponseController sets on it.
+type deadlineRecorder struct {
+	http.ResponseWriter
+	writes, reads []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.writes = append(d.writes, t)
+	return nil
+}
+func (d *deadlineRecorder) SetReadDeadline(t time.Time) error {
+	d.reads = append(d.reads, t)
+	return nil
+}
+
+// TestDeadlineRenewal: a response's write deadline is moved only when less
+// than nine tenths of the timeout remain on it, and after each renewal it is
+// the timeout away; a body read keeps its deadline when the new one would be
+// later by at most a tenth of the timeout, never when it would be earlier.
+func TestDeadlineRenewal(t *testing.T) {
+	const to = 10 * time.Second
+	rw := &deadlineRecorder{}
+	d := writeDeadline{rc: http.NewResponseController(rw), timeout: to}
+	t0 := time.Now()
+	for _, step := range []struct {
+		at  time.Duration
+		set bool
+	}{{0, true}, {to / 20, false}, {to / 10, false}, {to/10 + time.Millisecond, true}, {to / 5, false}, {5 * to, true}} {
+		n := len(rw.writes)
+		d.renew(t0.Add(step.at))
+		if set := len(rw.writes) > n; set != step.set {
+			t.Fatalf("renew at +%v: set %v, want %v", step.at, set, step.set)
+		}
+		if left := d.at.Sub(t0.Add(step.at)); left > to || left < to-to/10 {
+			t.Fatalf("renew at +%v: the deadline is %v away", step.at, left)
+		}
+	}
+
+	rd := &deadlineRecorder{}
+	b := &bodyReader{r: strings.NewReader(strings.Repeat("x", 100)), rc: http.NewResponseController(rd), timeout: to, start: time.Now()}
+	buf := make([]byte, 10)
+	for range 5 {
+		if _, err := b.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rd.reads) != 1 {
+		t.Fatalf("5 quick reads set %d read deadlines, want 1", len(rd.reads))
+	}
+	b.set = time.Now().Add(2 * to) // later than a read may wait: moved back
+	b.Read(buf)
+	if len(rd.reads) != 2 || time.Until(rd.reads[1]) > to {
+		t.Fatalf("read deadlines %v: want 2, the last at most %v away", rd.reads, to)
+	}
+	b.set = time.Now().Add(to / 2) // far earlier than a read is due: moved on
+	b.Read(buf)
+	if len(rd.reads) != 3 || time.Until(rd.reads[2]) < to-to/10 {
+		t.Fatalf("read deadlines %v: want 3, the last about %v away", rd.reads, to)
+	}
+}

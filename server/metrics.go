@@ -149,8 +149,10 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 // and counts the body bytes, and keeps http.response's ReadFrom fast path.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	n      int64
+	status   int
+	n        int64
+	rc       http.ResponseController // the connection's controls (set by ServeHTTP)
+	deadline writeDeadline           // the response's write deadline, through rc
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -160,20 +162,36 @@ func (w *recorder) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Write writes p in chunks of at most writeChunk, each under a renewed write
+// deadline (when ServeHTTP set one up): a client that stops reading is cut
+// off within the I/O timeout however the handler writes.
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
+	done := 0
+	for {
+		if w.deadline.rc != nil {
+			w.deadline.renew(time.Now())
+		}
+		n, err := w.ResponseWriter.Write(p[done:min(len(p), done+writeChunk)])
+		done += n
+		w.n += int64(n)
+		if err != nil || done == len(p) {
+			return done, err
+		}
+	}
 }
 
 // ReadFrom lets io.Copy hand the source to net/http, which may splice or
-// sendfile it.
+// sendfile it. The write deadline is renewed once, before: a long copy
+// should go through Write instead (sendBody does).
 func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+	}
+	if w.deadline.rc != nil {
+		w.deadline.renew(time.Now())
 	}
 	var n int64
 	var err error

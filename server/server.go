@@ -39,6 +39,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/http/httpguts"
 
 	"distore/backend"
 	"distore/wire"
@@ -208,10 +209,13 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
-	rc := http.NewResponseController(w)
-	// A deadline the connection's previous response left (see below) must
-	// not cut this one; each write sets its own.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// Every write of the response, and net/http's flush after the handler
+	// returns, must end within the I/O timeout: a client that stopped reading
+	// cannot hold the connection and the object's memory. This also replaces
+	// the deadline the connection's previous response left.
+	rec.rc = *http.NewResponseController(w) // in rec: one allocation less
+	rec.deadline = writeDeadline{rc: &rec.rc, timeout: s.ioTO}
+	rec.deadline.renew(start)
 	var who string
 	defer func() {
 		if p := recover(); p != nil {
@@ -225,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// net/http flushes what is buffered after the handler returns: a
 		// client that stopped reading must not hold that flush forever.
-		_ = rc.SetWriteDeadline(time.Now().Add(s.ioTO))
+		rec.deadline.renew(time.Now())
 		route := r.Pattern // set by the mux on r
 		if route == "" || route == "/" {
 			route = "unmatched"
@@ -474,8 +478,18 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	h := w.Header()
-	h.Set("Location", wire.ObjectPath(id))
-	h.Set("Content-Type", "application/json")
+	if r.Method == http.MethodPost {
+		// A PUT's object is at the request's path (RFC 9110, 201 Created).
+		h["Location"] = []string{wire.ObjectPath(id)}
+	}
+	wire.SetInfo(h, info)
+	if httpguts.HeaderValuesContainsToken(r.Header["Prefer"], wire.PreferMinimal) {
+		// The client reads the info header: spare both sides the JSON (and
+		// the optional Preference-Applied: no body says as much).
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
+	h["Content-Type"] = jsonType
 	w.WriteHeader(http.StatusCreated)
 	return json.NewEncoder(w).Encode(info)
 }
@@ -535,6 +549,10 @@ type writerOnly struct{ io.Writer }
 // the errors of reading it, to tell them from the backend's. A read must
 // bring bytes within timeout (no stall), and the body as a whole must keep
 // an average of minRate bytes per second after a first timeout of grace.
+//
+// Setting a deadline costs a timer update, so a read keeps the one set before
+// when it is no later than its own and at most a tenth of the timeout
+// earlier: a read gets between 0.9 and 1 times what it is due.
 type bodyReader struct {
 	r       io.Reader
 	rc      *http.ResponseController
@@ -542,10 +560,15 @@ type bodyReader struct {
 	minRate int64 // bytes/s; <= 0: no rate check
 	start   time.Time
 	got     int64
+	set     time.Time // the read deadline set last
 }
 
 func (s *Server) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
-	return &bodyReader{r: r.Body, rc: http.NewResponseController(w), timeout: s.ioTO, minRate: s.minRate, start: time.Now()}
+	rc := http.NewResponseController(w)
+	if rec, ok := w.(*recorder); ok && rec.deadline.rc != nil {
+		rc = rec.deadline.rc // the chain's: one allocation less
+	}
+	return &bodyReader{r: r.Body, rc: rc, timeout: s.ioTO, minRate: s.minRate, start: time.Now()}
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -559,7 +582,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			deadline = due
 		}
 	}
-	_ = b.rc.SetReadDeadline(deadline)
+	if b.set.After(deadline) || deadline.Sub(b.set) > b.timeout/10 {
+		b.set = deadline
+		_ = b.rc.SetReadDeadline(deadline)
+	}
 	n, err := b.r.Read(p)
 	b.got += int64(n)
 	if err != nil && err != io.EOF {
@@ -596,10 +622,11 @@ func setInfoHeaders(h http.Header, info backend.ObjectInfo, n int64) {
 	h["Accept-Ranges"] = bytesUnit
 }
 
-// Header values every get shares: net/http never writes into a value slice.
+// Header values replies share: net/http never writes into a value slice.
 var (
 	octetStream = []string{"application/octet-stream"}
 	bytesUnit   = []string{"bytes"}
+	jsonType    = []string{"application/json"}
 )
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
@@ -683,15 +710,17 @@ func (s *Server) getRange(w http.ResponseWriter, r *http.Request, id backend.ID,
 	return true, s.sendBody(w, r, id, rc, n)
 }
 
-// sendBody copies n bytes of rc to the response, each write under its
-// deadline.
+// sendBody copies n bytes of rc to the response, each chunk under its
+// write deadline.
 func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, id backend.ID, rc io.Reader, n int64) error {
 	if !zeroCopyGet {
 		rc = struct{ io.Reader }{rc} // through the buffer (a benchmark's comparison)
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	got, err := io.CopyBuffer(&deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: s.ioTO}, rc, *bp)
+	// writerOnly: through the recorder's Write, which renews the write
+	// deadline per chunk (its ReadFrom could not).
+	got, err := io.CopyBuffer(writerOnly{w}, rc, *bp)
 	if err == nil && got != n {
 		err = fmt.Errorf("object ended after %d of %d bytes", got, n)
 	}
@@ -741,29 +770,28 @@ func (s *Server) getOnce(w http.ResponseWriter, r *http.Request, id backend.ID) 
 	return s.sendBody(w, r, id, rc, n)
 }
 
-// writeChunk is the most written under one write deadline: a reader that
-// takes at least writeChunk per IOTimeout is served, however slow.
+// writeChunk is the most the recorder writes at a time: each chunk's write
+// ends within the I/O timeout, so a reader that takes at least writeChunk per
+// timeout is served, however slow.
 const writeChunk = 1 << 20
 
-// deadlineWriter sets a write deadline before each chunk it writes. The
-// handler chain clears it when the connection's next request begins.
-type deadlineWriter struct {
-	w       io.Writer
+// writeDeadline keeps a response's write deadline within the I/O timeout of
+// now, setting it as seldom as it can: a timer update per write would be a
+// cost every small response pays.
+type writeDeadline struct {
 	rc      *http.ResponseController
 	timeout time.Duration
+	at      time.Time // the deadline set last; zero: none yet
 }
 
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
-		n, err := d.w.Write(p[done:min(len(p), done+writeChunk)])
-		done += n
-		if err != nil {
-			return done, err
-		}
+// renew moves the deadline to now+timeout unless nine tenths of the timeout
+// remain on the one set: a write gets between 0.9 and 1 times the timeout.
+func (d *writeDeadline) renew(now time.Time) {
+	if d.at.Sub(now) >= d.timeout-d.timeout/10 {
+		return
 	}
-	return done, nil
+	d.at = now.Add(d.timeout)
+	_ = d.rc.SetWriteDeadline(d.at)
 }
 
 // afterHeader handles an error met once the status was sent: the client sees

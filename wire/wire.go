@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,18 +35,19 @@ const (
 // needs no escaping.
 func ObjectPath(id backend.ID) string { return ObjectsPath + "/" + string(id) }
 
-// Header names of the API. Object info travels in these on GET and HEAD;
-// importance and checksum may be sent on a put.
+// Header names of the API. Object info travels in HeaderInfo on a put's
+// reply, a GET and a HEAD; importance, checksum and creation time may be sent
+// on a put.
 const (
-	HeaderSize       = "X-Distore-Size"
-	HeaderImportance = "X-Distore-Importance"
-	HeaderPins       = "X-Distore-Pins"
-	HeaderLevel      = "X-Distore-Level"
-	HeaderTier       = "X-Distore-Tier"
-	HeaderCreated    = "X-Distore-Created"
-	HeaderAccessed   = "X-Distore-Accessed"
-	HeaderChecksum   = "X-Distore-Checksum" // CRC-32C, 8 lower-case hex digits
-	HeaderID         = "X-Distore-Id"
+	// HeaderInfo carries all of an object's info in one value, an
+	// application/x-www-form-urlencoded list (FormatInfo): one header to
+	// write, sort and parse rather than one per field, which a 4 KiB get
+	// would pay for every field.
+	HeaderInfo = "X-Distore-Info"
+
+	HeaderImportance = "X-Distore-Importance" // put: the object's importance
+	HeaderChecksum   = "X-Distore-Checksum"   // put: CRC-32C of the body, 8 lower-case hex digits
+	HeaderCreated    = "X-Distore-Created"    // put: creation time, RFC 3339 (a copy keeps the original's)
 
 	// HeaderErrorCode carries the error code on every error response, so
 	// that a HEAD, which has no body, still tells the client what went wrong.
@@ -52,6 +55,11 @@ const (
 	// HeaderErrorMessage carries the error message on a HEAD's error response.
 	HeaderErrorMessage = "X-Distore-Error-Message"
 )
+
+// PreferMinimal is the preference (RFC 7240, header Prefer) with which a put
+// asks for its info in HeaderInfo only, without the JSON body; the reply then
+// says Preference-Applied: return=minimal.
+const PreferMinimal = "return=minimal"
 
 // Limits of List pages.
 const (
@@ -213,12 +221,17 @@ type ListPage struct {
 
 // FormatChecksum formats a CRC-32C as 8 lower-case hex digits.
 func FormatChecksum(c uint32) string {
-	const digits = "0123456789abcdef"
 	var b [8]byte
-	for i := range b {
-		b[i] = digits[c>>(28-4*i)&15]
+	return string(appendChecksum(b[:0], c))
+}
+
+// appendChecksum appends c as 8 lower-case hex digits.
+func appendChecksum(b []byte, c uint32) []byte {
+	const digits = "0123456789abcdef"
+	for i := range 8 {
+		b = append(b, digits[c>>(28-4*i)&15])
 	}
-	return string(b[:])
+	return b
 }
 
 // ParseChecksum parses what FormatChecksum writes (1 to 8 hex digits).
@@ -230,75 +243,156 @@ func ParseChecksum(s string) (uint32, error) {
 	return uint32(c), nil
 }
 
-// SetInfo puts an object's info in response headers (GET and HEAD), so a
-// read carries the info of exactly the bytes it returns.
-func SetInfo(h http.Header, info backend.ObjectInfo) {
-	// The names are canonical already: assigning skips Header.Set's
-	// canonicalization, which a 4 KiB get would pay ten times.
-	h[HeaderSize] = []string{strconv.FormatInt(info.Size, 10)}
-	h[HeaderChecksum] = []string{FormatChecksum(info.Checksum)}
-	h[HeaderID] = []string{string(info.ID)}
-	h[HeaderImportance] = []string{strconv.Itoa(info.Importance)}
-	h[HeaderPins] = []string{strconv.Itoa(info.Pins)}
-	h[HeaderLevel] = []string{info.Level.String()}
-	h[HeaderTier] = []string{info.Tier}
+// The keys of HeaderInfo's value, in the order FormatInfo writes them.
+const (
+	infoID         = "id"
+	infoSize       = "size"
+	infoChecksum   = "checksum"
+	infoImportance = "importance"
+	infoPins       = "pins"
+	infoLevel      = "level"
+	infoTier       = "tier"
+	infoCreated    = "created"
+	infoAccessed   = "accessed"
+)
+
+var infoKeys = []string{infoID, infoSize, infoChecksum, infoImportance, infoPins, infoLevel, infoTier, infoCreated, infoAccessed}
+
+// FormatInfo encodes an object's info as HeaderInfo's value, a form-encoded
+// list: id, size, checksum (8 hex digits), importance, pins, level (its
+// name), tier, and created and accessed (RFC 3339 with nanoseconds) when set.
+// For example:
+//
+//	id=traj-1&size=4096&checksum=1bdc8a83&importance=0&pins=0&level=memory&tier=memory&created=2026-12-07T19:00:00.123456789Z
+func FormatInfo(info backend.ObjectInfo) string {
+	b := make([]byte, 0, 192)
+	b = append(b, infoID+"="...)
+	b = append(b, url.QueryEscape(string(info.ID))...)
+	b = append(b, "&"+infoSize+"="...)
+	b = strconv.AppendInt(b, info.Size, 10)
+	b = append(b, "&"+infoChecksum+"="...)
+	b = appendChecksum(b, info.Checksum)
+	b = append(b, "&"+infoImportance+"="...)
+	b = strconv.AppendInt(b, int64(info.Importance), 10)
+	b = append(b, "&"+infoPins+"="...)
+	b = strconv.AppendInt(b, int64(info.Pins), 10)
+	b = append(b, "&"+infoLevel+"="...)
+	b = append(b, url.QueryEscape(info.Level.String())...)
+	b = append(b, "&"+infoTier+"="...)
+	b = append(b, url.QueryEscape(info.Tier)...)
 	if !info.Created.IsZero() {
-		h[HeaderCreated] = []string{info.Created.UTC().Format(time.RFC3339Nano)}
+		b = append(b, "&"+infoCreated+"="...)
+		b = info.Created.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
 	if !info.Accessed.IsZero() {
-		h[HeaderAccessed] = []string{info.Accessed.UTC().Format(time.RFC3339Nano)}
+		b = append(b, "&"+infoAccessed+"="...)
+		b = info.Accessed.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
+	return string(b)
 }
 
-// ParseInfo reads what SetInfo wrote. id fills the ID when the headers have
-// none. A missing field is zero; a malformed one is an error.
+// SetInfo puts an object's info in a response's HeaderInfo (a put's reply,
+// GET and HEAD), so a read carries the info of exactly the bytes it returns.
+func SetInfo(h http.Header, info backend.ObjectInfo) {
+	// The name is canonical already: assigning skips Header.Set's
+	// canonicalization.
+	h[HeaderInfo] = []string{FormatInfo(info)}
+}
+
+// ParseInfo reads the info SetInfo wrote. id fills the ID when the value has
+// none. A missing field is zero; a malformed one, or no HeaderInfo at all, is
+// an error.
 func ParseInfo(id backend.ID, h http.Header) (backend.ObjectInfo, error) {
-	info := backend.ObjectInfo{ID: backend.ID(h.Get(HeaderID)), Tier: h.Get(HeaderTier)}
-	if info.ID == "" {
-		info.ID = id
+	v := h.Get(HeaderInfo)
+	if v == "" {
+		return backend.ObjectInfo{ID: id}, fmt.Errorf("no %s header", HeaderInfo)
 	}
+	return ParseInfoValue(id, v)
+}
+
+// ParseInfoValue decodes FormatInfo's encoding (see ParseInfo). It splits
+// the value as url.ParseQuery does, and unescapes with url.QueryUnescape, but
+// fills the info as it goes rather than building ParseQuery's map, which
+// costs a put's reply microseconds. A key given twice counts the first time,
+// as url.Values.Get reads it; keys it does not know are skipped.
+func ParseInfoValue(id backend.ID, v string) (backend.ObjectInfo, error) {
+	info := backend.ObjectInfo{ID: id}
 	var errs []error
-	num := func(name string) int64 {
-		v := h.Get(name)
-		if v == "" {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", name, err))
-		}
-		return n
+	bad := func(key string, err error) {
+		errs = append(errs, fmt.Errorf("header %s, %s: %w", HeaderInfo, key, err))
 	}
-	info.Size = num(HeaderSize)
-	info.Importance = int(num(HeaderImportance))
-	info.Pins = int(num(HeaderPins))
-	if v := h.Get(HeaderLevel); v != "" && v != "none" {
-		l, err := levels.Parse(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", HeaderLevel, err))
+	var seen uint16
+	for rest := v; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if strings.Contains(pair, ";") {
+			return backend.ObjectInfo{ID: id}, fmt.Errorf("header %s: invalid semicolon separator in %q", HeaderInfo, OneLine(pair))
 		}
-		info.Level = l
+		if pair == "" {
+			continue
+		}
+		key, val, _ := strings.Cut(pair, "=")
+		if strings.ContainsAny(pair, "%+") { // escaped: most values are not
+			var err error
+			if key, err = url.QueryUnescape(key); err == nil {
+				val, err = url.QueryUnescape(val)
+			}
+			if err != nil {
+				return backend.ObjectInfo{ID: id}, fmt.Errorf("header %s: %w", HeaderInfo, err)
+			}
+		}
+		field := slices.Index(infoKeys, key)
+		if field < 0 || seen&(1<<field) != 0 {
+			continue
+		}
+		seen |= 1 << field
+		if val == "" {
+			continue // a missing field is zero
+		}
+		switch key {
+		case infoID:
+			info.ID = backend.ID(val)
+		case infoTier:
+			info.Tier = val
+		case infoSize, infoImportance, infoPins:
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				bad(key, err)
+			}
+			switch key {
+			case infoSize:
+				info.Size = n
+			case infoImportance:
+				info.Importance = int(n)
+			default:
+				info.Pins = int(n)
+			}
+		case infoLevel:
+			if val != "none" {
+				l, err := levels.Parse(val)
+				if err != nil {
+					bad(key, err)
+				}
+				info.Level = l
+			}
+		case infoChecksum:
+			c, err := ParseChecksum(val)
+			if err != nil {
+				bad(key, err)
+			}
+			info.Checksum = c
+		case infoCreated, infoAccessed:
+			tm, err := time.Parse(time.RFC3339Nano, val)
+			if err != nil {
+				bad(key, err)
+			}
+			if key == infoCreated {
+				info.Created = tm
+			} else {
+				info.Accessed = tm
+			}
+		}
 	}
-	if v := h.Get(HeaderChecksum); v != "" {
-		c, err := ParseChecksum(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", HeaderChecksum, err))
-		}
-		info.Checksum = c
-	}
-	when := func(name string) time.Time {
-		v := h.Get(name)
-		if v == "" {
-			return time.Time{}
-		}
-		tm, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("header %s: %w", name, err))
-		}
-		return tm
-	}
-	info.Created = when(HeaderCreated)
-	info.Accessed = when(HeaderAccessed)
 	return info, errors.Join(errs...)
 }
 

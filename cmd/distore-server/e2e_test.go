@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,19 +250,28 @@ func TestEndpoints(t *testing.T) {
 	if err != nil || hi.Size != int64(len(big)) || hi.Tier != "disk" || hi.Checksum != binfo.Checksum || hi.Created.IsZero() {
 		t.Fatalf("info: %+v %v", hi, err)
 	}
-	// Raw HEAD carries the info headers.
+	// Raw HEAD carries the info header, form-encoded as docs/http-api.md says.
 	req, _ := http.NewRequest("HEAD", p.url+"/v1/objects/big-one", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	for h, want := range map[string]string{"X-Distore-Size": strconv.Itoa(len(big)), "X-Distore-Tier": "disk",
-		"X-Distore-Level": "disk", "X-Distore-Pins": "0", "X-Distore-Importance": "0",
-		"X-Distore-Checksum": fmt.Sprintf("%08x", binfo.Checksum), "Content-Length": strconv.Itoa(len(big))} {
-		if got := resp.Header.Get(h); got != want {
-			t.Errorf("HEAD %s = %q, want %q", h, got, want)
+	if got := resp.Header.Get("Content-Length"); got != strconv.Itoa(len(big)) {
+		t.Errorf("HEAD Content-Length = %q, want %d", got, len(big))
+	}
+	fields, err := url.ParseQuery(resp.Header.Get("X-Distore-Info"))
+	if err != nil {
+		t.Fatalf("HEAD X-Distore-Info %q: %v", resp.Header.Get("X-Distore-Info"), err)
+	}
+	for k, want := range map[string]string{"id": "big-one", "size": strconv.Itoa(len(big)), "tier": "disk",
+		"level": "disk", "pins": "0", "importance": "0", "checksum": fmt.Sprintf("%08x", binfo.Checksum)} {
+		if got := fields.Get(k); got != want {
+			t.Errorf("HEAD X-Distore-Info %s = %q, want %q", k, got, want)
 		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, fields.Get("created")); err != nil {
+		t.Errorf("HEAD X-Distore-Info created: %v", err)
 	}
 	// Pin, unpin, prefetch (promotes the disk object into memory? it is too
 	// large for the 16 MiB tier, so it stays; the small one is already there).

@@ -25,11 +25,13 @@ class HTTPConn:
     def close(self):
         self.conn.close()
 
-    def request(self, op, method, path, body=None, query=None, object_id=None, ok=(200, 201, 204)):
+    def request(self, op, method, path, body=None, query=None, object_id=None, ok=(200, 201, 204), prefer=None):
         url = self.base + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
         headers = dict(self.headers)
+        if prefer:
+            headers["Prefer"] = prefer
         if body is not None:
             headers["Content-Length"] = str(len(body))
         try:
@@ -46,11 +48,12 @@ class HTTPConn:
     def put(self, data, oid, importance):
         q = {"importance": str(importance)} if importance else {}
         body = bytes(data)
+        # return=minimal: the info comes in X-Distore-Info alone, no JSON body.
         if oid:
-            _, out = self.request("put", "PUT", "/v1/objects/" + quote(oid), body, q, oid)
+            resp, _ = self.request("put", "PUT", "/v1/objects/" + quote(oid), body, q, oid, prefer="return=minimal")
         else:
-            _, out = self.request("put", "POST", "/v1/objects", body, q)
-        return Info(json.loads(out))
+            resp, _ = self.request("put", "POST", "/v1/objects", body, q, prefer="return=minimal")
+        return parse_info(resp, oid)
 
     def get(self, oid):
         resp, data = self.request("get", "GET", "/v1/objects/" + quote(oid), object_id=oid, ok=(200,))
@@ -73,16 +76,38 @@ class HTTPConn:
 
     def info(self, oid):
         resp, _ = self.request("info", "HEAD", "/v1/objects/" + quote(oid), object_id=oid, ok=(200,))
-        h = resp.headers
-        return Info(id=h.get("X-Distore-Id", oid), size=int(h.get("X-Distore-Size", "0")), tier=h.get("X-Distore-Tier", ""),
-                    importance=int(h.get("X-Distore-Importance", "0")), pins=int(h.get("X-Distore-Pins", "0")),
-                    checksum=int(h.get("X-Distore-Checksum", "0") or "0", 16))
+        return parse_info(resp, oid)
 
     def cluster(self, op, method, path, query=None, object_id=None, ok=(200, 204)):
         """A call to the server's cluster routes (/v1/cluster/, docs/cluster.md):
         the decoded JSON answer, or None for an empty one."""
         _, data = self.request(op, method, "/v1/cluster/" + path, b"" if method == "POST" else None, query, object_id, ok)
         return json.loads(data) if data.strip() else None
+
+
+# LEVEL_BITS are the levels' bits (docs/http-api.md): Info.level is their
+# set, as the local socket and the JSON replies give it.
+LEVEL_BITS = {"gpu": 1, "memory": 2, "disk": 4, "remote": 8}
+
+
+def parse_info(resp, oid):
+    """The object's info from a reply's X-Distore-Info header, a form-encoded
+    list (docs/http-api.md): created and accessed stay RFC 3339 strings."""
+    value = resp.headers.get("X-Distore-Info")
+    if value is None:
+        raise errors.ProtocolError("distore info %s: the reply has no X-Distore-Info header" % oid, object_id=oid)
+    try:
+        f = dict(urllib.parse.parse_qsl(value, keep_blank_values=True, strict_parsing=True))
+        level = 0
+        for name in filter(None, f.get("level", "").split(",")):
+            if name != "none":
+                level |= LEVEL_BITS[name]
+        return Info(id=f.get("id") or oid, size=int(f.get("size", "0")), level=level, tier=f.get("tier", ""),
+                    importance=int(f.get("importance", "0")), pins=int(f.get("pins", "0")),
+                    created=f.get("created", ""), accessed=f.get("accessed", ""),
+                    checksum=int(f.get("checksum", "0") or "0", 16))
+    except (ValueError, KeyError) as e:
+        raise errors.ProtocolError("distore info %s: bad X-Distore-Info %r: %s" % (oid, value, e), object_id=oid) from e
 
 
 def quote(s):

@@ -48,8 +48,9 @@ def _str(s):
 
 
 class Info(dict):
-    """An object's metadata: id, size, level, tier, importance, pins, created
-    and accessed (unix nanoseconds), checksum (CRC-32C)."""
+    """An object's metadata: id, size, level (bit set: 1 gpu, 2 memory, 4 disk,
+    8 remote), tier, importance, pins, created and accessed (unix nanoseconds
+    on the local socket, RFC 3339 strings over HTTP), checksum (CRC-32C)."""
 
     __getattr__ = dict.__getitem__
 
