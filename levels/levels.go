@@ -114,6 +114,9 @@ func ParseList(s string) ([]Level, error) {
 // Parse parses a comma-separated list of level names into their union, with the
 // same rules as ParseList.
 func Parse(s string) (Level, error) {
+	if l, ok := byName(s); ok {
+		return l, nil // one name as String writes it: no list to build (object info parses it per request)
+	}
 	list, err := ParseList(s)
 	if err != nil {
 		return None, err
@@ -126,8 +129,8 @@ func Parse(s string) (Level, error) {
 }
 
 func byName(name string) (Level, bool) {
-	for l, n := range names {
-		if n == name {
+	for _, l := range All {
+		if names[l] == name {
 			return l, true
 		}
 	}

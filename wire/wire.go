@@ -322,6 +322,7 @@ func ParseInfoValue(id backend.ID, v string) (backend.ObjectInfo, error) {
 		errs = append(errs, fmt.Errorf("header %s, %s: %w", HeaderInfo, key, err))
 	}
 	var seen uint16
+	escaped := strings.ContainsAny(v, "%+") // most values are not: no unescaping
 	for rest := v; rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
@@ -332,7 +333,7 @@ func ParseInfoValue(id backend.ID, v string) (backend.ObjectInfo, error) {
 			continue
 		}
 		key, val, _ := strings.Cut(pair, "=")
-		if strings.ContainsAny(pair, "%+") { // escaped: most values are not
+		if escaped {
 			var err error
 			if key, err = url.QueryUnescape(key); err == nil {
 				val, err = url.QueryUnescape(val)
