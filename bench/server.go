@@ -52,7 +52,7 @@ func srvClientsFor(size int64) int {
 
 // srvBudget bounds each measurement in time and in bytes moved.
 const (
-	srvRounds = 3
+	srvRounds = 5
 	srvTime   = 500 * time.Millisecond
 	srvBytes  = 256 << 20 // at most this many bytes are put per size and round
 )
