@@ -370,6 +370,7 @@ func TestPutReply(t *testing.T) {
 type deadlineRecorder struct {
 	http.ResponseWriter
 	writes, reads []time.Time
+	sizes         []int // of the writes
 }
 
 func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
@@ -379,6 +380,10 @@ func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
 func (d *deadlineRecorder) SetReadDeadline(t time.Time) error {
 	d.reads = append(d.reads, t)
 	return nil
+}
+func (d *deadlineRecorder) Write(p []byte) (int, error) {
+	d.sizes = append(d.sizes, len(p))
+	return len(p), nil
 }
 
 // TestDeadlineRenewal: a response's write deadline is moved only when less
@@ -402,6 +407,18 @@ func TestDeadlineRenewal(t *testing.T) {
 		if left := d.at.Sub(t0.Add(step.at)); left > to || left < to-to/10 {
 			t.Fatalf("renew at +%v: the deadline is %v away", step.at, left)
 		}
+	}
+
+	// Every route writes through the chain's recorder: in chunks of at most
+	// writeChunk, each after a renewal (a timeout this short renews each time).
+	under := &deadlineRecorder{}
+	rec := &recorder{ResponseWriter: under}
+	rec.deadline = writeDeadline{rc: http.NewResponseController(under), timeout: time.Nanosecond}
+	if n, err := rec.Write(make([]byte, 2*writeChunk+5)); n != 2*writeChunk+5 || err != nil {
+		t.Fatalf("recorder wrote %d, %v", n, err)
+	}
+	if fmt.Sprint(under.sizes) != fmt.Sprint([]int{writeChunk, writeChunk, 5}) || len(under.writes) != 3 || rec.n != 2*writeChunk+5 {
+		t.Fatalf("recorder: writes of %v under %d deadlines, counted %d", under.sizes, len(under.writes), rec.n)
 	}
 
 	rd := &deadlineRecorder{}
