@@ -420,6 +420,11 @@ func TestDeadlineRenewal(t *testing.T) {
 	if fmt.Sprint(under.sizes) != fmt.Sprint([]int{writeChunk, writeChunk, 5}) || len(under.writes) != 3 || rec.n != 2*writeChunk+5 {
 		t.Fatalf("recorder: writes of %v under %d deadlines, counted %d", under.sizes, len(under.writes), rec.n)
 	}
+	// No ReadFrom: io.Copy into the recorder (sendBody, cluster fetches) must
+	// come through Write, not net/http's ReadFrom under a single deadline.
+	if _, ok := any(rec).(io.ReaderFrom); ok {
+		t.Fatal("the recorder has ReadFrom: io.Copy into it would bypass the per-chunk deadline")
+	}
 
 	rd := &deadlineRecorder{}
 	b := &bodyReader{r: strings.NewReader(strings.Repeat("x", 100)), rc: http.NewResponseController(rd), timeout: to, start: time.Now()}

