@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,7 @@ func runServerBench(ctx context.Context, r *report) error {
 	}
 	rates := map[key][2]float64{} // ops/s, GB/s
 	cpus := map[key]float64{}     // CPU µs per op of the best round
+	rounds := map[key][]float64{} // ops/s of each round, in order
 	for _, size := range srvSizes {
 		clients := srvClientsFor(size)
 		data := make([]byte, size)
@@ -168,7 +170,9 @@ func runServerBench(ctx context.Context, r *report) error {
 				}
 				for op, ph := range map[string]srvPhase{"put": put, "get": get} {
 					k := key{w.name(), op, size}
-					if ops := float64(n) / ph.wall.Seconds(); ops > rates[k][0] {
+					ops := float64(n) / ph.wall.Seconds()
+					rounds[k] = append(rounds[k], ops)
+					if ops > rates[k][0] {
 						rates[k] = [2]float64{ops, gbps(int64(n)*size, ph.wall)}
 						cpus[k] = float64(ph.cpu.Microseconds()) / float64(n)
 					}
@@ -193,7 +197,21 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 	}
 
-	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http",
+	// The ratios to net/http are the median of each round's ratio: a round's
+	// ways run one after the other, so they share the machine's state of the
+	// moment, which the best of each taken apart does not.
+	paired := func(a, b key) float64 {
+		var rs []float64
+		for i := range min(len(rounds[a]), len(rounds[b])) {
+			rs = append(rs, ratio(rounds[a][i], rounds[b][i]))
+		}
+		if len(rs) == 0 {
+			return 0
+		}
+		slices.Sort(rs)
+		return rs[len(rs)/2]
+	}
+	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http", "best vs best",
 		"net/http kept GB/s", "vs net/http kept",
 		"distore TLS GB/s", "net/http TLS GB/s", "TLS vs net/http TLS", "redis GB/s", "vs redis")
 	for _, size := range srvSizes {
@@ -205,9 +223,11 @@ func runServerBench(ctx context.Context, r *report) error {
 				rdCell, vsRedis = fmt.Sprintf("%.3g", rd[1]), fmt.Sprintf("%.2f", ratio(ds[0], rd[0]))
 			}
 			pk := get("net/http-kept")
+			k := func(way string) key { return key{way, op, size} }
 			r.row(sizeName(size), op, srvClientsFor(size), fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1],
-				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])), pk[1], fmt.Sprintf("%.2f", ratio(ds[0], pk[0])),
-				dt[1], pt[1], fmt.Sprintf("%.2f", ratio(dt[0], pt[0])), rdCell, vsRedis)
+				fmt.Sprintf("%.2f", paired(k("distore"), k("net/http"))), fmt.Sprintf("%.2f", ratio(ds[0], ph[0])),
+				pk[1], fmt.Sprintf("%.2f", paired(k("distore"), k("net/http-kept"))),
+				dt[1], pt[1], fmt.Sprintf("%.2f", paired(k("distore-tls"), k("net/http-tls"))), rdCell, vsRedis)
 		}
 	}
 	small := srvSizes[0]
@@ -220,7 +240,7 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("net/http-kept"), c("distore-tls"), c("net/http-tls"), redis)
 	}
-	r.note("best of %d alternating rounds of <= %v of puts then the same gets, per way and size", srvRounds, srvTime)
+	r.note("%d alternating rounds of <= %v of puts then the same gets, per way and size; ops/s and GB/s: the best round; vs: the median over rounds of the round's ratio (the ways of a round run back to back); best vs best: the best rounds' ratio", srvRounds, srvTime)
 	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
 	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP server; one hot buffer serves every key")
 	r.note("net/http kept: the same handler keeping each object's bytes in a slab of its own and serving them back — the ceiling of any HTTP store (its bytes leave the CPU's cache as a store's do)")
