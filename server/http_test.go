@@ -393,7 +393,7 @@ func (d *deadlineRecorder) Write(p []byte) (int, error) {
 func TestDeadlineRenewal(t *testing.T) {
 	const to = 10 * time.Second
 	rw := &deadlineRecorder{}
-	d := writeDeadline{rc: http.NewResponseController(rw), timeout: to}
+	d := writeDeadline{rc: *http.NewResponseController(rw), timeout: to}
 	t0 := time.Now()
 	for _, step := range []struct {
 		at  time.Duration
@@ -413,7 +413,7 @@ func TestDeadlineRenewal(t *testing.T) {
 	// writeChunk, each after a renewal (a timeout this short renews each time).
 	under := &deadlineRecorder{}
 	rec := &recorder{ResponseWriter: under}
-	rec.deadline = writeDeadline{rc: http.NewResponseController(under), timeout: time.Nanosecond}
+	rec.deadline = writeDeadline{rc: *http.NewResponseController(under), timeout: time.Nanosecond}
 	if n, err := rec.Write(make([]byte, 2*writeChunk+5)); n != 2*writeChunk+5 || err != nil {
 		t.Fatalf("recorder wrote %d, %v", n, err)
 	}

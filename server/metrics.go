@@ -152,8 +152,7 @@ type recorder struct {
 	http.ResponseWriter
 	status   int
 	n        int64
-	rc       http.ResponseController // the connection's controls (set by ServeHTTP)
-	deadline writeDeadline           // the response's write deadline, through rc
+	deadline writeDeadline // the response's write deadline (set up by ServeHTTP)
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -172,7 +171,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 	}
 	done := 0
 	for {
-		if w.deadline.rc != nil {
+		if w.deadline.active() {
 			w.deadline.renew(time.Now())
 		}
 		n, err := w.ResponseWriter.Write(p[done:min(len(p), done+writeChunk)])

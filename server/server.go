@@ -213,8 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// returns, must end within the I/O timeout: a client that stopped reading
 	// cannot hold the connection and the object's memory. This also replaces
 	// the deadline the connection's previous response left.
-	rec.rc = *http.NewResponseController(w) // in rec: one allocation less
-	rec.deadline = writeDeadline{rc: &rec.rc, timeout: s.ioTO}
+	rec.deadline = writeDeadline{rc: *http.NewResponseController(w), timeout: s.ioTO} // in rec: no allocation of its own
 	rec.deadline.renew(start)
 	var who string
 	defer func() {
@@ -565,8 +564,8 @@ type bodyReader struct {
 
 func (s *Server) newBodyReader(w http.ResponseWriter, r *http.Request) *bodyReader {
 	rc := http.NewResponseController(w)
-	if rec, ok := w.(*recorder); ok && rec.deadline.rc != nil {
-		rc = rec.deadline.rc // the chain's: one allocation less
+	if rec, ok := w.(*recorder); ok && rec.deadline.active() {
+		rc = &rec.deadline.rc // the chain's: one allocation less
 	}
 	return &bodyReader{r: r.Body, rc: rc, timeout: s.ioTO, minRate: s.minRate, start: time.Now()}
 }
@@ -777,10 +776,14 @@ const writeChunk = 1 << 20
 // now, setting it as seldom as it can: a timer update per write would be a
 // cost every small response pays.
 type writeDeadline struct {
-	rc      *http.ResponseController
-	timeout time.Duration
-	at      time.Time // the deadline set last; zero: none yet
+	rc      http.ResponseController
+	timeout time.Duration // > 0 once ServeHTTP set it up
+	at      time.Time     // the deadline set last; zero: none yet
 }
+
+// active reports whether the handler chain set this deadline up (a recorder
+// made elsewhere, as in a test, has none).
+func (d *writeDeadline) active() bool { return d.timeout > 0 }
 
 // renew moves the deadline to now+timeout unless nine tenths of the timeout
 // remain on the one set: a write gets between 0.9 and 1 times the timeout.
