@@ -124,6 +124,17 @@ func runServerBench(ctx context.Context, r *report) error {
 		tr.TLSClientConfig = clientTLS
 		ways = append(ways, &plainWay{url: url, srv: plain, hc: &http.Client{Transport: tr}, tls: useTLS})
 		if !useTLS {
+			// The same bare handler again, on a server of its own, measured
+			// right after the first: the ratio of two identical ways is the
+			// noise a ratio of this run carries (an A/A test).
+			twin := &plainHTTP{}
+			url, stopTwin, err := srvListen(twin, nil)
+			if err != nil {
+				return err
+			}
+			defer stopTwin()
+			ways = append(ways, &plainWay{url: url, srv: twin, hc: &http.Client{Transport: client.NewTransport()}, twin: true})
+
 			// The same handler keeping each object's bytes in memory of its
 			// own (a slab touched once, as the memory tier's arena is), and
 			// serving them back: what any store must do at the least. The
@@ -200,19 +211,30 @@ func runServerBench(ctx context.Context, r *report) error {
 	// The ratios to net/http are the median of each round's ratio: a round's
 	// ways run one after the other, so they share the machine's state of the
 	// moment, which the best of each taken apart does not.
-	paired := func(a, b key) float64 {
+	roundRatios := func(a, b key) []float64 {
 		var rs []float64
 		for i := range min(len(rounds[a]), len(rounds[b])) {
 			rs = append(rs, ratio(rounds[a][i], rounds[b][i]))
 		}
+		slices.Sort(rs)
+		return rs
+	}
+	paired := func(a, b key) float64 {
+		rs := roundRatios(a, b)
 		if len(rs) == 0 {
 			return 0
 		}
-		slices.Sort(rs)
 		return rs[len(rs)/2]
 	}
-	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http", "best vs best",
-		"net/http kept GB/s", "vs net/http kept",
+	spread := func(a, b key) string {
+		rs := roundRatios(a, b)
+		if len(rs) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f–%.2f", rs[0], rs[len(rs)-1])
+	}
+	r.table("size", "op", "clients", "distore ops/s", "distore GB/s", "net/http GB/s", "vs net/http", "rounds", "best vs best",
+		"A/A", "A/A rounds", "net/http kept GB/s", "vs net/http kept",
 		"distore TLS GB/s", "net/http TLS GB/s", "TLS vs net/http TLS", "redis GB/s", "vs redis")
 	for _, size := range srvSizes {
 		for _, op := range []string{"put", "get"} {
@@ -225,7 +247,9 @@ func runServerBench(ctx context.Context, r *report) error {
 			pk := get("net/http-kept")
 			k := func(way string) key { return key{way, op, size} }
 			r.row(sizeName(size), op, srvClientsFor(size), fmt.Sprintf("%.0f", ds[0]), ds[1], ph[1],
-				fmt.Sprintf("%.2f", paired(k("distore"), k("net/http"))), fmt.Sprintf("%.2f", ratio(ds[0], ph[0])),
+				fmt.Sprintf("%.2f", paired(k("distore"), k("net/http"))), spread(k("distore"), k("net/http")),
+				fmt.Sprintf("%.2f", ratio(ds[0], ph[0])),
+				fmt.Sprintf("%.2f", paired(k("net/http-twin"), k("net/http"))), spread(k("net/http-twin"), k("net/http")),
 				pk[1], fmt.Sprintf("%.2f", paired(k("distore"), k("net/http-kept"))),
 				dt[1], pt[1], fmt.Sprintf("%.2f", paired(k("distore-tls"), k("net/http-tls"))), rdCell, vsRedis)
 		}
@@ -240,9 +264,10 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("net/http-kept"), c("distore-tls"), c("net/http-tls"), redis)
 	}
-	r.note("%d alternating rounds of <= %v of puts then the same gets, per way and size; ops/s and GB/s: the best round; vs: the median over rounds of the round's ratio (the ways of a round run back to back); best vs best: the best rounds' ratio", srvRounds, srvTime)
+	r.note("%d alternating rounds of <= %v of puts then the same gets, per way and size; ops/s and GB/s: the best round; vs: the median over rounds of the round's ratio (the ways of a round run back to back); rounds: the least and the most of those ratios; best vs best: the best rounds' ratio", srvRounds, srvTime)
 	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
 	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP server; one hot buffer serves every key")
+	r.note("A/A: the bare handler on a second server, run right after the first, against the first: as distore's ratio is (the median, and in rounds the least and the most of the %d rounds' ratios); how far it lands from 1 is the noise of this run's ratios", srvRounds)
 	r.note("net/http kept: the same handler keeping each object's bytes in a slab of its own and serving them back — the ceiling of any HTTP store (its bytes leave the CPU's cache as a store's do)")
 	r.note("TLS: the same, over TLS 1.3 with a self-signed P-256 certificate")
 	if rerr != nil {
@@ -559,11 +584,15 @@ type plainWay struct {
 	hc   *http.Client
 	tls  bool
 	kept bool // srv keeps each object's bytes (a slab)
+	twin bool // a second bare handler: the A/A control
 }
 
 func (p *plainWay) name() string {
 	if p.kept {
 		return "net/http-kept"
+	}
+	if p.twin {
+		return "net/http-twin"
 	}
 	if p.tls {
 		return "net/http-tls"
