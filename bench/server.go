@@ -53,10 +53,20 @@ func srvClientsFor(size int64) int {
 
 // srvBudget bounds each measurement in time and in bytes moved.
 const (
-	srvRounds = 5
-	srvTime   = 500 * time.Millisecond
-	srvBytes  = 256 << 20 // at most this many bytes are put per size and round
+	srvTime  = 500 * time.Millisecond
+	srvBytes = 256 << 20 // at most this many bytes are put per size and round
 )
+
+// srvRoundsFor is how many rounds each way runs at size. Small objects fill
+// srvTime per phase; from 1 MiB up the byte budget ends a phase within tens
+// of milliseconds, which a burst of load elsewhere on a shared machine can
+// swing by half, so those sizes take more (cheap) rounds for a steady median.
+func srvRoundsFor(size int64) int {
+	if size >= 1<<20 {
+		return 21
+	}
+	return 5
+}
 
 // srvWay is one way of moving objects over HTTP: put then get n objects.
 type srvWay interface {
@@ -170,12 +180,32 @@ func runServerBench(ctx context.Context, r *report) error {
 		for i := range data {
 			data[i] = byte(i*7 + i>>12)
 		}
-		// The ways take turns, srvRounds times, and each keeps its best
+		// Each client's get buffer, made and written before any clock runs:
+		// fresh memory page-faults on its first write, which in a phase of
+		// tens of milliseconds would weigh on whichever way first got it.
+		bufs := make([][]byte, clients)
+		for wk := range bufs {
+			bufs[wk] = make([]byte, size)
+			for i := 0; i < len(bufs[wk]); i += 4096 {
+				bufs[wk][i] = 1
+			}
+		}
+		// The ways take turns, srvRoundsFor(size) times, and each keeps its best
 		// round: the machine is shared, and a burst of load elsewhere
-		// should not decide a ratio.
-		for range srvRounds {
-			for _, w := range ways {
-				n, put, get, err := srvMeasure(ctx, w, data, clients)
+		// should not decide a ratio. Every other round runs them in reverse
+		// order: the way that follows another can be helped or hindered by
+		// what that one left behind (at 1 MiB the way right after distore
+		// ran its gets up to a fifth faster, whichever it was), and reversing
+		// gives each neighbour that place equally often.
+		reversed := slices.Clone(ways)
+		slices.Reverse(reversed)
+		for round := range srvRoundsFor(size) {
+			order := ways
+			if round%2 == 1 {
+				order = reversed
+			}
+			for _, w := range order {
+				n, put, get, err := srvMeasure(ctx, w, data, bufs)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", w.name(), sizeName(size), err)
 				}
@@ -264,10 +294,11 @@ func runServerBench(ctx context.Context, r *report) error {
 		}
 		r.row(sizeName(small), op, "", c("distore"), c("net/http"), c("net/http-kept"), c("distore-tls"), c("net/http-tls"), redis)
 	}
-	r.note("%d alternating rounds of <= %v of puts then the same gets, per way and size; ops/s and GB/s: the best round; vs: the median over rounds of the round's ratio (the ways of a round run back to back); rounds: the least and the most of those ratios; best vs best: the best rounds' ratio", srvRounds, srvTime)
+	r.note("alternating rounds (%d for %s, %d from %s up) of <= %v and <= %s of puts then the same gets, per way and size; ops/s and GB/s: the best round; vs: the median over rounds of the round's ratio (the ways of a round run back to back); rounds: the least and the most of those ratios; best vs best: the best rounds' ratio",
+		srvRoundsFor(srvSizes[0]), sizeName(srvSizes[0]), srvRoundsFor(1<<20), sizeName(1<<20), srvTime, sizeName(srvBytes))
 	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
 	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP server; one hot buffer serves every key")
-	r.note("A/A: the bare handler on a second server, run right after the first, against the first: as distore's ratio is (the median, and in rounds the least and the most of the %d rounds' ratios); how far it lands from 1 is the noise of this run's ratios", srvRounds)
+	r.note("A/A: the bare handler on a second server, run right after the first, against the first: as distore's ratio is (the median, and in rounds the least and the most of the rounds' ratios); how far it lands from 1 is the noise of this run's ratios")
 	r.note("net/http kept: the same handler keeping each object's bytes in a slab of its own and serving them back — the ceiling of any HTTP store (its bytes leave the CPU's cache as a store's do)")
 	r.note("TLS: the same, over TLS 1.3 with a self-signed P-256 certificate")
 	if rerr != nil {
@@ -380,10 +411,11 @@ func phaseStart() func() srvPhase {
 	return func() srvPhase { return srvPhase{wall: time.Since(start), cpu: selfCPU() - cpu} }
 }
 
-// srvMeasure puts objects with `clients` workers until srvTime or the byte
-// budget, then gets every one back once; it returns how many and the phases.
-func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, srvPhase, srvPhase, error) {
-	size := int64(len(data))
+// srvMeasure puts objects with one worker per buffer in bufs until srvTime
+// or the byte budget, then gets every one back once into the worker's
+// buffer; it returns how many and the phases.
+func srvMeasure(ctx context.Context, w srvWay, data []byte, bufs [][]byte) (int, srvPhase, srvPhase, error) {
+	size, clients := int64(len(data)), len(bufs)
 	perWorker := int(max(1, srvBytes/size/int64(clients)))
 	counts := make([]int, clients)
 	var firstErr error
@@ -419,8 +451,9 @@ func srvMeasure(ctx context.Context, w srvWay, data []byte, clients int) (int, s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, size)
+			buf, last := bufs[wk], len(data)-1
 			for i := range counts[wk] {
+				buf[last] = ^data[last] // the bytes are this get's, not an earlier one's
 				got, err := w.get(ctx, wk, i, buf)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
