@@ -135,8 +135,8 @@ func runServerBench(ctx context.Context, r *report) error {
 		ways = append(ways, &plainWay{url: url, srv: plain, hc: &http.Client{Transport: tr}, tls: useTLS})
 		if !useTLS {
 			// The same bare handler again, on a server of its own, measured
-			// right after the first: the ratio of two identical ways is the
-			// noise a ratio of this run carries (an A/A test).
+			// next to the first: the ratio of two identical ways is the noise
+			// a ratio of this run carries (an A/A test).
 			twin := &plainHTTP{}
 			url, stopTwin, err := srvListen(twin, nil)
 			if err != nil {
@@ -305,7 +305,7 @@ func runServerBench(ctx context.Context, r *report) error {
 		srvRoundsFor(srvSizes[0]), sizeName(srvSizes[0]), srvRoundsFor(1<<20), sizeName(1<<20), srvTime, sizeName(srvBytes))
 	r.note("distore: in-process server (server.Serve: net/http, the full handler chain) over a spill stack of one memory tier; Go client (one shared client, http.Transport, keep-alive)")
 	r.note("net/http: a bare handler that reads the body into a buffer / writes a buffer, same client transport — the ceiling of any HTTP server; one hot buffer serves every key")
-	r.note("A/A: the bare handler on a second server, run right after the first, against the first: as distore's ratio is (the median, and in rounds the least and the most of the rounds' ratios); how far it lands from 1 is the noise of this run's ratios")
+	r.note("A/A: the bare handler on a second server, run next to the first, against the first: as distore's ratio is (the median, and in rounds the least and the most of the rounds' ratios); how far it lands from 1 is the noise of this run's ratios")
 	r.note("net/http kept: the same handler keeping each object's bytes in a slab of its own and serving them back — the ceiling of any HTTP store (its bytes leave the CPU's cache as a store's do)")
 	r.note("TLS: the same, over TLS 1.3 with a self-signed P-256 certificate")
 	if rerr != nil {
