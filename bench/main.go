@@ -166,6 +166,16 @@ func (r *report) flush() {
 }
 
 // rate is bytes per second in GB/s (10^9).
+// touched returns n bytes with every page written once, so that first-touch
+// page faults happen here and not inside a timed phase.
+func touched(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
 func gbps(bytes int64, d time.Duration) float64 {
 	if d <= 0 {
 		return 0

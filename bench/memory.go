@@ -121,10 +121,7 @@ func benchMemory(ctx context.Context, r *report) error {
 // the puts made and their total time.
 func measurePutVsCopy(ctx context.Context, b backend.Backend, src []byte, perRound int) (copyRate, crcRate float64, n int, putD time.Duration, err error) {
 	size := len(src)
-	dst := make([]byte, size*perRound)
-	for i := 0; i < len(dst); i += 4096 {
-		dst[i] = 1 // touch every page
-	}
+	dst := touched(size * perRound)
 	ids := make([]backend.ID, perRound)
 	for i := range ids {
 		ids[i] = backend.ID(fmt.Sprintf("put-%d-%d", size, i))

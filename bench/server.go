@@ -192,10 +192,7 @@ func runServerBench(ctx context.Context, r *report) error {
 		// tens of milliseconds would weigh on whichever way first got it.
 		bufs := make([][]byte, clients)
 		for wk := range bufs {
-			bufs[wk] = make([]byte, size)
-			for i := 0; i < len(bufs[wk]); i += 4096 {
-				bufs[wk][i] = 1
-			}
+			bufs[wk] = touched(int(size))
 		}
 		// The ways take turns, srvRoundsFor(size) times, and each keeps its best
 		// round: the machine is shared, and a burst of load elsewhere
